@@ -198,3 +198,18 @@ def test_bad_shapes_are_rejected() -> None:
         crf.log_partition(torch.randn(2, 3, 4), torch.ones(2, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"\[0, 3\)"):
         crf.log_likelihood(em, torch.full((2, 3), 3), torch.ones(2, 3, dtype=torch.bool))
+
+
+def test_bench_main_writes_json(tmp_path) -> None:
+    import argparse
+    import json
+
+    from picomaml.ner import bench
+
+    out = tmp_path / "ner.json"
+    assert bench.main(argparse.Namespace(out=str(out), iters=1)) == 0
+    report = json.loads(out.read_text())
+    cpu = report["crf"]["devices"]["cpu"]
+    assert report["crf"]["batch"] == 32 and report["crf"]["length"] == 40
+    assert set(cpu) == {"loglik_fwd_bwd", "viterbi", "marginals"}
+    assert all(v["sequences_per_s"] > 0 for v in cpu.values())
