@@ -51,7 +51,9 @@ def _brute(crf: LinearChainCRF, em: torch.Tensor, n: int):
     return float(log_z), list(paths[best]), float(scores[best]), marg
 
 
-CASES = [(seed, c, length) for seed, (c, length) in enumerate([(3, 1), (3, 4), (5, 3), (7, 3)])]
+CASES = [
+    (seed, c, length) for seed, (c, length) in enumerate([(3, 1), (3, 4), (4, 4), (5, 3), (7, 3)])
+]
 
 
 @pytest.mark.parametrize("constrained", [False, True])
@@ -114,6 +116,45 @@ def test_gradients_finite(constrained: bool) -> None:
     assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads)
     if constrained:
         assert loss.item() > -FORBIDDEN_SCORE / 2  # the broken gold path is (nearly) impossible
+
+
+def test_large_scores_stay_finite() -> None:
+    crf, em, mask, _ = _random_problem(11, 5, 6)
+    em = (em * 300).float()
+    crf = crf.float()
+    log_z = crf.log_partition(em, mask)
+    _, best = crf.viterbi(em, mask)
+    marg = crf.marginals(em, mask)
+    assert bool(torch.isfinite(log_z).all()) and bool(torch.isfinite(marg).all())
+    assert bool((log_z >= best - 1e-3).all())  # Z sums over the best path too
+    # float32 log-space sums of magnitude ~1e4 leave ~1e-4 absolute error in the probabilities.
+    torch.testing.assert_close(marg.sum(-1)[mask], torch.ones(int(mask.sum())), atol=1e-3, rtol=0)
+
+
+def test_half_precision_emissions_are_upcast() -> None:
+    crf, em, mask, _ = _random_problem(12, 4, 5)
+    crf = crf.float()
+    em = em.nan_to_num(0.0)
+    ref = crf.log_partition(em.float(), mask)
+    out = crf.log_partition(em.bfloat16(), mask)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, atol=0.1, rtol=0.02)
+
+
+def test_tagger_state_dict_round_trip() -> None:
+    torch.manual_seed(0)
+    a, b = CRFTagger(6, len(LABELS)), CRFTagger(6, len(LABELS))
+    assert set(a.state_dict()) == {
+        "emission.weight",
+        "emission.bias",
+        "crf.transitions",
+        "crf.start",
+        "crf.end",
+    }
+    b.load_state_dict(a.state_dict())
+    feats, mask = torch.randn(2, 5, 6), torch.ones(2, 5, dtype=torch.bool)
+    assert a.decode(feats, mask) == b.decode(feats, mask)
+    assert a(feats).shape == (2, 5, len(LABELS))
 
 
 def test_all_padding_batch() -> None:

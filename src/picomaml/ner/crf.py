@@ -209,7 +209,7 @@ class LinearChainCRF(nn.Module):
         emissions, mask = self._prepare(emissions, mask)
         bsz, length, c = emissions.shape
         if length == 0:
-            return torch.empty(bsz, 0, dtype=torch.long), emissions.new_zeros(bsz)
+            return emissions.new_zeros(bsz, 0, dtype=torch.long), emissions.new_zeros(bsz)
         trans, start, end = self._scores(emissions.dtype)
         score = start.unsqueeze(0) + emissions[:, 0]
         identity = torch.arange(c, device=emissions.device).expand(bsz, c)
