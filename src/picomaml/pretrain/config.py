@@ -1,0 +1,401 @@
+"""Typed pretraining configuration (``configs/pretrain/*.yaml``).
+
+Why typed dataclasses: the vanilla and MAML presets must differ *only* in
+``meta.enabled``, and a misspelt key must never fall back silently to a default.
+Every section below is loaded through :func:`picomaml.config.load_config`, so an
+unknown key, a wrong type or an inconsistent value is a :class:`PicomamlError`
+naming the key.
+
+Path rule (``data.corpus``, ``data.valid``): an absolute path (or one starting with
+``~``) is used as is; a path starting with ``./`` or ``../`` is relative to the
+current directory; any other relative path is looked up under the data root
+(``--data-dir`` / ``$PICOMAML_DATA`` / ``../shared/data`` / ``./data``), so
+``corpus/english-mini/train.jsonl.gz`` works from any checkout. For
+``data.kind: hub`` the value is a Hugging Face dataset name and is not resolved.
+Output paths are never placed under the data root: a relative
+``checkpointing.dir`` is relative to the run directory and a relative
+``data.cache_dir`` to the current directory.
+
+Inconsistent values raise :class:`PicomamlError` (not ``ValueError``) so the message
+keeps the full ``section.key`` name when :func:`load_config` adds the file name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from picomaml.config import load_config
+from picomaml.errors import PicomamlError
+
+Size = Literal["tiny", "small", "medium", "large"]
+Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true"]
+
+
+def _check(cond: bool, key: str, expected: str, value: object) -> None:
+    if not cond:
+        raise PicomamlError(f"{key}: expected {expected}, got {value!r}")
+
+
+@dataclass
+class ModelSection:
+    """Backbone shape: a paper tier, optionally with explicit dimensions overriding it."""
+
+    size: Size = "tiny"
+    d_model: int | None = None
+    n_layers: int | None = None
+    n_heads: int | None = None
+    n_kv_heads: int | None = None
+    activation_hidden_dim: int | None = None
+    max_seq_len: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "n_layers", "n_heads", "n_kv_heads", "activation_hidden_dim"):
+            value = getattr(self, name)
+            _check(value is None or value > 0, f"model.{name}", "a positive integer", value)
+        if self.d_model is not None and self.n_heads is not None:
+            _check(
+                self.d_model % self.n_heads == 0,
+                "model.n_heads",
+                f"a divisor of d_model={self.d_model}",
+                self.n_heads,
+            )
+
+    def overrides(self) -> dict[str, int]:
+        """The explicit dimensions set in the config (passed to ``config_for``)."""
+        names = (
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "n_kv_heads",
+            "activation_hidden_dim",
+            "max_seq_len",
+        )
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+    def pico_config(self, seq_len: int | None = None):  # -> picomaml.model.PicoConfig
+        """Build the backbone's ``PicoConfig``; ``max_seq_len`` defaults to ``seq_len``."""
+        from picomaml.model import config_for
+
+        extra = self.overrides()
+        if seq_len is not None and "max_seq_len" not in extra:
+            extra["max_seq_len"] = seq_len
+        return config_for(self.size, **extra)
+
+
+@dataclass
+class DataSection:
+    """Where the pretraining tokens come from and how they are packed."""
+
+    corpus: str = "corpus/english-mini/train.jsonl.gz"
+    kind: Literal["auto", "jsonl", "text", "parquet", "hub"] = "auto"
+    valid: str | None = "corpus/english-mini/valid.jsonl.gz"
+    seq_len: int = 2048
+    text_field: str = "text"
+    cache_dir: str | None = None
+    max_train_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.seq_len > 1, "data.seq_len", "an integer > 1", self.seq_len)
+        _check(bool(self.corpus), "data.corpus", "a non-empty path or dataset name", self.corpus)
+        if self.max_train_tokens is not None:
+            _check(
+                self.max_train_tokens > 0,
+                "data.max_train_tokens",
+                "a positive integer or null",
+                self.max_train_tokens,
+            )
+
+    def corpus_path(self, data_root: str | Path | None) -> str | Path:
+        """The training corpus location under the path rule (hub names are returned as is)."""
+        if self.kind == "hub":
+            return self.corpus
+        return resolve_data_path(self.corpus, data_root, "data.corpus")
+
+    def valid_path(self, data_root: str | Path | None) -> str | Path | None:
+        """The held-out split location, or ``None`` when no validation split is configured."""
+        if self.valid is None:
+            return None
+        if self.kind == "hub":
+            return self.valid
+        return resolve_data_path(self.valid, data_root, "data.valid")
+
+
+@dataclass
+class RuntimeSection:
+    """Lightning Fabric launch settings (the CLI flags ``--devices`` etc. override these)."""
+
+    accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: Literal["auto", "ddp", "fsdp", "single_device"] = "auto"
+
+    def __post_init__(self) -> None:
+        _check(self.num_nodes >= 1, "runtime.num_nodes", "an integer >= 1", self.num_nodes)
+        if isinstance(self.devices, int):
+            _check(
+                self.devices >= 1 or self.devices == -1,
+                "runtime.devices",
+                "a positive integer, -1 or 'auto'",
+                self.devices,
+            )
+
+
+@dataclass
+class TrainingSection:
+    """Outer optimisation: AdamW, warm-up then cosine decay, gradient accumulation.
+
+    ``batch_size`` is the *effective* number of sequences per optimizer step across all
+    ranks; ``micro_batch_size`` is per rank and per forward pass. The accumulation steps
+    follow from the world size (:meth:`accumulation_steps`), so the same config gives the
+    same optimisation on one CPU or on many GPUs. ``grad_clip`` is the max global L2
+    norm of the gradients (backbone and meta head together); ``null`` disables clipping.
+    """
+
+    optimizer: Literal["adamw"] = "adamw"
+    lr: float = 3e-4
+    min_lr: float = 3e-5
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    weight_decay: float = 0.1
+    warmup_steps: int = 2500
+    max_steps: int = 6000
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    batch_size: int = 1024
+    micro_batch_size: int = 32
+    grad_clip: float | None = 1.0
+    precision: Precision = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, "training.lr", "a positive number", self.lr)
+        _check(0 <= self.min_lr <= self.lr, "training.min_lr", "0 <= min_lr <= lr", self.min_lr)
+        _check(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "training.betas",
+            "two numbers in [0, 1)",
+            self.betas,
+        )
+        _check(self.weight_decay >= 0, "training.weight_decay", ">= 0", self.weight_decay)
+        _check(self.max_steps >= 1, "training.max_steps", "an integer >= 1", self.max_steps)
+        _check(
+            0 <= self.warmup_steps <= self.max_steps,
+            "training.warmup_steps",
+            f"an integer in [0, max_steps={self.max_steps}]",
+            self.warmup_steps,
+        )
+        _check(
+            self.micro_batch_size >= 1,
+            "training.micro_batch_size",
+            "an integer >= 1",
+            self.micro_batch_size,
+        )
+        _check(
+            self.batch_size >= self.micro_batch_size
+            and self.batch_size % self.micro_batch_size == 0,
+            "training.batch_size",
+            f"a multiple of micro_batch_size={self.micro_batch_size}",
+            self.batch_size,
+        )
+        if self.grad_clip is not None:
+            _check(
+                self.grad_clip > 0,
+                "training.grad_clip",
+                "a positive number or null",
+                self.grad_clip,
+            )
+
+    def accumulation_steps(self, world_size: int = 1) -> int:
+        """Micro-batches per optimizer step on each rank: batch / (micro * world)."""
+        per_step = self.micro_batch_size * world_size
+        if world_size < 1 or self.batch_size % per_step:
+            raise PicomamlError(
+                f"training.batch_size={self.batch_size} is not divisible by "
+                f"micro_batch_size={self.micro_batch_size} x world_size={world_size}; "
+                "choose sizes so that batch = micro x accumulation x world"
+            )
+        return self.batch_size // per_step
+
+    def resolved_precision(self, accelerator_is_cuda: bool) -> str:
+        """``auto`` -> ``bf16-mixed`` on CUDA, ``32-true`` elsewhere (the paper's setting)."""
+        if self.precision != "auto":
+            return self.precision
+        return "bf16-mixed" if accelerator_is_cuda else "32-true"
+
+
+@dataclass
+class MetaSection:
+    """First-order MAML on SMLMT episodes (paper section 2.3 and Table 6).
+
+    ``rho`` is the probability that a micro-batch is a meta episode. ``head_layers`` is
+    the number of hidden Linear->ReLU->Dropout blocks of the persistent MLP body; the
+    N-way output layer is created fresh for each episode. Candidate words are
+    word-initial vocabulary tokens whose count in the SMLMT token pool lies in
+    ``[min_word_count, max_word_frequency * pool_tokens]``.
+    """
+
+    enabled: bool = False
+    rho: float = 0.5
+    branch_draw: Literal["per_microbatch", "per_step"] = "per_microbatch"
+    ways: int = 32
+    shots: int = 4
+    queries: int = 4
+    window: int = 128
+    inner_steps: int = 10
+    inner_lr: float = 1e-3
+    head_layers: int = 4
+    head_hidden: int = 128
+    head_dropout: float = 0.1
+    head_init: Literal["xavier", "kaiming", "normal"] = "xavier"
+    output_init: Literal["zeros", "prototypes"] = "zeros"
+    representation: Literal["mask", "last"] = "mask"
+    min_word_count: int = 32
+    max_word_frequency: float = 5e-4
+    allow_digits: bool = False
+    allow_punct: bool = False
+    pool_tokens: int | None = 4_000_000
+    head_lr: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(0.0 <= self.rho <= 1.0, "meta.rho", "a probability in [0, 1]", self.rho)
+        _check(self.ways >= 2, "meta.ways", "an integer >= 2", self.ways)
+        _check(self.shots >= 1, "meta.shots", "an integer >= 1", self.shots)
+        _check(self.queries >= 1, "meta.queries", "an integer >= 1", self.queries)
+        _check(self.window >= 2, "meta.window", "an integer >= 2", self.window)
+        _check(self.inner_steps >= 0, "meta.inner_steps", "an integer >= 0", self.inner_steps)
+        _check(self.inner_lr >= 0, "meta.inner_lr", "a number >= 0", self.inner_lr)
+        _check(self.head_layers >= 0, "meta.head_layers", "an integer >= 0", self.head_layers)
+        _check(self.head_hidden >= 1, "meta.head_hidden", "an integer >= 1", self.head_hidden)
+        _check(
+            0.0 <= self.head_dropout < 1.0,
+            "meta.head_dropout",
+            "a probability in [0, 1)",
+            self.head_dropout,
+        )
+        _check(
+            self.min_word_count >= self.shots + self.queries,
+            "meta.min_word_count",
+            f"at least shots + queries = {self.shots + self.queries}",
+            self.min_word_count,
+        )
+        _check(
+            0.0 < self.max_word_frequency <= 1.0,
+            "meta.max_word_frequency",
+            "a fraction in (0, 1]",
+            self.max_word_frequency,
+        )
+        if self.pool_tokens is not None:
+            _check(self.pool_tokens > 0, "meta.pool_tokens", "a positive integer", self.pool_tokens)
+        if self.head_lr is not None:
+            _check(self.head_lr > 0, "meta.head_lr", "a positive number or null", self.head_lr)
+
+
+@dataclass
+class CheckpointingSection:
+    """Checkpoints under ``RUN_DIR/checkpoints/step_N/`` every ``every`` optimizer steps."""
+
+    every: int = 100
+    dir: str = "checkpoints"
+    keep_last: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.every >= 1, "checkpointing.every", "an integer >= 1", self.every)
+        if self.keep_last is not None:
+            _check(self.keep_last >= 1, "checkpointing.keep_last", ">= 1 or null", self.keep_last)
+
+
+@dataclass
+class DynamicsSection:
+    """Learning dynamics (perplexity, SVD spectra, PER) every ``every`` optimizer steps."""
+
+    enabled: bool = True
+    every: int = 100
+    layers: list[str] = field(
+        default_factory=lambda: ["attention.v_proj", "attention.o_proj", "swiglu.w_2"]
+    )
+    eval_batches: int = 8
+    eval_batch_size: int = 16
+    save_tensors: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.every >= 1, "dynamics.every", "an integer >= 1", self.every)
+        _check(self.eval_batches >= 1, "dynamics.eval_batches", ">= 1", self.eval_batches)
+        _check(self.eval_batch_size >= 1, "dynamics.eval_batch_size", ">= 1", self.eval_batch_size)
+
+
+@dataclass
+class LoggingSection:
+    """Console/metrics logging cadence; TensorBoard and W&B are opt-in."""
+
+    every: int = 10
+    progress_bar: bool = True
+    tensorboard: bool = False
+    wandb: bool = False
+    wandb_project: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.every >= 1, "logging.every", "an integer >= 1", self.every)
+
+
+@dataclass
+class PretrainConfig:
+    """The whole pretraining run; ``configs/pretrain/*.yaml`` map onto this one to one."""
+
+    model: ModelSection = field(default_factory=ModelSection)
+    data: DataSection = field(default_factory=DataSection)
+    runtime: RuntimeSection = field(default_factory=RuntimeSection)
+    training: TrainingSection = field(default_factory=TrainingSection)
+    meta: MetaSection = field(default_factory=MetaSection)
+    checkpointing: CheckpointingSection = field(default_factory=CheckpointingSection)
+    dynamics: DynamicsSection = field(default_factory=DynamicsSection)
+    logging: LoggingSection = field(default_factory=LoggingSection)
+
+    def __post_init__(self) -> None:
+        if self.model.max_seq_len is not None:
+            _check(
+                self.model.max_seq_len >= self.data.seq_len,
+                "model.max_seq_len",
+                f"at least data.seq_len={self.data.seq_len}",
+                self.model.max_seq_len,
+            )
+        if self.meta.enabled:
+            _check(
+                self.meta.window <= self.data.seq_len + 1,
+                "meta.window",
+                f"at most the packed row length data.seq_len + 1 = {self.data.seq_len + 1}",
+                self.meta.window,
+            )
+
+
+def load_pretrain_config(
+    path: str | Path | None, overrides: list[str] | None = None
+) -> PretrainConfig:
+    """Load a pretraining config from YAML plus ``section.key=value`` overrides."""
+    return load_config(PretrainConfig, path, overrides)
+
+
+def resolve_data_path(value: str | Path, data_root: str | Path | None, key: str) -> Path:
+    """Apply the path rule of this module; ``key`` names the config key in errors."""
+    text = str(value)
+    path = Path(text).expanduser()
+    if path.is_absolute():
+        return path
+    if text.startswith(("./", "../")) or data_root is None:
+        return path.resolve()
+    return (Path(data_root) / path).resolve()
+
+
+__all__ = [
+    "CheckpointingSection",
+    "DataSection",
+    "DynamicsSection",
+    "LoggingSection",
+    "MetaSection",
+    "ModelSection",
+    "PretrainConfig",
+    "RuntimeSection",
+    "TrainingSection",
+    "load_pretrain_config",
+    "resolve_data_path",
+]
