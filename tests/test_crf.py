@@ -118,6 +118,15 @@ def test_gradients_finite(constrained: bool) -> None:
         assert loss.item() > -FORBIDDEN_SCORE / 2  # the broken gold path is (nearly) impossible
 
 
+def test_nan_at_padding_does_not_leak_into_gradients() -> None:
+    crf, em, mask, _ = _random_problem(4, 5, 6)
+    em = em.requires_grad_(True)  # NaN at every padded position
+    tags = torch.zeros(mask.shape, dtype=torch.long)
+    crf.nll(em, tags, mask).backward()
+    assert bool(torch.isfinite(em.grad).all()) and bool((em.grad[~mask] == 0).all())
+    assert all(bool(torch.isfinite(p.grad).all()) for p in crf.parameters())
+
+
 def test_large_scores_stay_finite() -> None:
     crf, em, mask, _ = _random_problem(11, 5, 6)
     em = (em * 300).float()
