@@ -1,0 +1,279 @@
+"""Subset-Masked Language Modelling Tasks (SMLMT; Bansal et al., EMNLP 2020).
+
+An episode picks N vocabulary words (the ways); for each it takes K support and Q
+query windows around occurrences of that word in a pool of corpus tokens, replaces
+every occurrence of the word inside each window by ``[MASK]``, and labels the word
+with its position in a random permutation of 0..N-1. Solving the episode means
+recognising which hidden word a context calls for, from a few examples only.
+
+Everything here is pure (no I/O) and driven by an explicit ``numpy.random.Generator``
+so every rank of a distributed run builds the same episode from a shared seed.
+
+Guarantees (asserted on every episode): each label 0..N-1 has exactly K support and
+Q query examples (no label collapse); a class's K+Q windows come from distinct
+corpus positions and do not overlap whenever the word has enough occurrences to
+allow it; the chosen word's id never remains inside its own windows.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from picomaml.errors import PicomamlError
+
+_PUNCT = set(string.punctuation)
+
+
+def decode_vocab(tokenizer) -> list[str]:
+    """Text of every token id on its own (``decode([i])``), for :func:`candidate_words`.
+
+    Byte-level BPE stores a leading space as the marker ``Ġ``; decoding turns it back
+    into ``' '`` and turns lone non-ASCII bytes into ``'\ufffd'``, so the alphabetic test
+    below sees real characters rather than the byte-to-unicode stand-ins.
+    """
+    size = tokenizer.get_vocab_size()
+    return list(tokenizer.decode_batch([[i] for i in range(size)]))
+
+
+def candidate_words(
+    decoded: Sequence[str], *, allow_digits: bool = False, allow_punct: bool = False
+) -> np.ndarray:
+    """Ids of word-initial tokens (text ``' ' + word``) whose word is alphabetic.
+
+    Special tokens decode to text without the leading space and are never candidates;
+    digits and punctuation inside the word are rejected unless allowed. A word must
+    contain at least one letter, so e.g. ``' 1999'`` stays out even with digits allowed.
+    """
+    ids = []
+    for i, text in enumerate(decoded):
+        if len(text) < 2 or text[0] != " ":
+            continue
+        word = text[1:]
+        ok = all(
+            ch.isalpha() or (allow_digits and ch.isdigit()) or (allow_punct and ch in _PUNCT)
+            for ch in word
+        )
+        if ok and any(ch.isalpha() for ch in word):
+            ids.append(i)
+    return np.asarray(ids, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One N-way K-shot SMLMT task; arrays are NumPy so the sampler stays device-free.
+
+    ``*_ids`` are token windows ``[n, W]`` with the class word replaced by the mask id,
+    ``*_mask`` marks those positions, ``*_labels`` are the class labels, ``*_places``
+    are the windows' ``(row, start)`` in the pool, ``words[c]`` is the token id hidden
+    behind label ``c`` and ``seed`` drives the head's dropout masks.
+    """
+
+    support_ids: np.ndarray
+    support_mask: np.ndarray
+    support_labels: np.ndarray
+    query_ids: np.ndarray
+    query_mask: np.ndarray
+    query_labels: np.ndarray
+    words: np.ndarray
+    seed: int
+    support_places: np.ndarray
+    query_places: np.ndarray
+
+    @property
+    def ways(self) -> int:
+        return int(self.words.shape[0])
+
+    @property
+    def shots(self) -> int:
+        return int(self.support_labels.shape[0]) // self.ways
+
+    @property
+    def queries(self) -> int:
+        return int(self.query_labels.shape[0]) // self.ways
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens the backbone reads for this episode (support + query windows)."""
+        return int(self.support_ids.size + self.query_ids.size)
+
+
+class SMLMTSampler:
+    """Index a token pool once, then draw episodes from it.
+
+    ``tokens`` is a 2-D array of packed rows (windows never cross a row boundary, since
+    consecutive rows need not be adjacent text) or a flat 1-D array (one long row).
+    ``candidates`` are token ids allowed as class words (see :func:`candidate_words`);
+    of those, the words whose count in the pool lies in
+    ``[min_count, max_frequency * pool_size]`` are eligible.
+    """
+
+    def __init__(
+        self,
+        tokens: np.ndarray,
+        candidates: np.ndarray,
+        *,
+        ways: int,
+        shots: int,
+        queries: int,
+        window: int,
+        mask_id: int,
+        min_count: int | None = None,
+        max_frequency: float = 1.0,
+    ) -> None:
+        rows = np.asarray(tokens)
+        if rows.ndim == 1:
+            rows = rows[None, :]
+        if rows.ndim != 2 or rows.size == 0:
+            raise PicomamlError(
+                f"SMLMT token pool: expected a non-empty 1-D or 2-D array, got {rows.shape}"
+            )
+        if not np.issubdtype(rows.dtype, np.integer):
+            raise PicomamlError(f"SMLMT token pool: expected integer token ids, got {rows.dtype}")
+        if ways < 2 or shots < 1 or queries < 1:
+            raise PicomamlError(
+                f"SMLMT: need ways >= 2, shots >= 1, queries >= 1 (got {ways}, {shots}, {queries})"
+            )
+        if not 1 <= window <= rows.shape[1]:
+            raise PicomamlError(
+                f"meta.window={window} must be between 1 and the pool row length {rows.shape[1]}"
+            )
+        self.rows = rows
+        self.ways, self.shots, self.queries, self.window = ways, shots, queries, window
+        self.mask_id = int(mask_id)
+        per_word = shots + queries
+        min_count = per_word if min_count is None else max(int(min_count), per_word)
+
+        flat = rows.reshape(-1).astype(np.int64, copy=False)
+        if (flat < 0).any():
+            raise PicomamlError("SMLMT token pool: negative token ids")
+        counts = np.bincount(flat)
+        cand = np.unique(np.asarray(candidates, dtype=np.int64))
+        cand = cand[(cand >= 0) & (cand < counts.shape[0])]
+        cand = cand[cand != self.mask_id]
+        c = counts[cand]
+        keep = (c >= min_count) & (c <= max_frequency * flat.shape[0])
+        self.words = cand[keep]
+        self.counts = c[keep]
+        if self.words.shape[0] < ways:
+            raise PicomamlError(
+                f"SMLMT: only {self.words.shape[0]} candidate words occur between "
+                f"{min_count} and {max_frequency:g} x {flat.shape[0]} times in the token pool; "
+                f"an episode needs {ways} (use a larger pool, fewer ways or wider bounds)"
+            )
+        # Occurrence index: positions of every eligible word, grouped by word.
+        positions = np.flatnonzero(np.isin(flat, self.words))
+        order = np.argsort(flat[positions], kind="stable")
+        self._positions = positions[order]
+        self._offsets = np.concatenate([[0], np.cumsum(self.counts)])
+
+    def occurrences(self, word_index: int) -> np.ndarray:
+        """Flat pool positions of eligible word number ``word_index`` (sorted)."""
+        return self._positions[self._offsets[word_index] : self._offsets[word_index + 1]]
+
+    def _window_start(self, col: int) -> int:
+        """Window start column: the occurrence centred, clipped to the row."""
+        return int(min(max(col - self.window // 2, 0), self.rows.shape[1] - self.window))
+
+    def _places(self, word_index: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+        """K+Q distinct (row, start) windows for a word, non-overlapping where possible."""
+        need = self.shots + self.queries
+        occ = self.occurrences(word_index)
+        width = self.rows.shape[1]
+        chosen: list[tuple[int, int]] = []
+        rejected: list[tuple[int, int]] = []
+        for pos in occ[rng.permutation(occ.shape[0])]:
+            row, col = divmod(int(pos), width)
+            place = (row, self._window_start(col))
+            if all(r != row or abs(s - place[1]) >= self.window for r, s in chosen):
+                chosen.append(place)
+                if len(chosen) == need:
+                    return chosen
+            else:
+                rejected.append(place)
+        for place in rejected:  # overlapping but still distinct windows
+            if place not in chosen:
+                chosen.append(place)
+                if len(chosen) == need:
+                    return chosen
+        word = int(self.words[word_index])
+        raise PicomamlError(
+            f"SMLMT: word id {word} has only {len(chosen)} distinct windows of length "
+            f"{self.window} in the pool; an episode needs shots + queries = {need}"
+        )
+
+    def sample(self, rng: np.random.Generator) -> Episode:
+        """Draw one episode; the same generator state always gives the same episode."""
+        n, k, q, w = self.ways, self.shots, self.queries, self.window
+        picks = rng.choice(self.words.shape[0], size=n, replace=False)
+        labels_of = rng.permutation(n)  # class i (word picks[i]) gets label labels_of[i]
+        words = np.empty(n, dtype=np.int64)
+        s_ids, s_lab, q_ids, q_lab, s_pl, q_pl = [], [], [], [], [], []
+        for i, word_index in enumerate(picks):
+            word = int(self.words[word_index])
+            words[labels_of[i]] = word
+            places = self._places(int(word_index), rng)
+            for j, (row, start) in enumerate(places):
+                win = self.rows[row, start : start + w].astype(np.int64)
+                (s_ids if j < k else q_ids).append(win)
+                (s_lab if j < k else q_lab).append(labels_of[i])
+                (s_pl if j < k else q_pl).append((row, start))
+        support = self._mask(np.stack(s_ids), words, np.asarray(s_lab))
+        query = self._mask(np.stack(q_ids), words, np.asarray(q_lab))
+        s_order, q_order = rng.permutation(n * k), rng.permutation(n * q)
+        seed = int(rng.integers(0, 2**31 - 1))
+        episode = Episode(
+            support_ids=support[0][s_order],
+            support_mask=support[1][s_order],
+            support_labels=np.asarray(s_lab, dtype=np.int64)[s_order],
+            query_ids=query[0][q_order],
+            query_mask=query[1][q_order],
+            query_labels=np.asarray(q_lab, dtype=np.int64)[q_order],
+            words=words,
+            seed=seed,
+            support_places=np.asarray(s_pl, dtype=np.int64)[s_order],
+            query_places=np.asarray(q_pl, dtype=np.int64)[q_order],
+        )
+        check_episode(episode, k, q, self.mask_id)
+        return episode
+
+    def _mask(
+        self, ids: np.ndarray, words: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        mask = ids == words[labels][:, None]
+        out = ids.copy()
+        out[mask] = self.mask_id
+        return out, mask
+
+
+def check_episode(episode: Episode, shots: int, queries: int, mask_id: int | None = None) -> None:
+    """Check the episode's invariants; raises ``AssertionError`` (also under ``python -O``).
+
+    Balanced labels (every label 0..N-1 has exactly ``shots`` support and ``queries``
+    query examples), at least one masked position per window, the class word never
+    left visible in its own windows, and (if given) ``mask_id`` at every masked position.
+    """
+    n = episode.ways
+    for name, labels, per_class in (
+        ("support", episode.support_labels, shots),
+        ("query", episode.query_labels, queries),
+    ):
+        count = np.bincount(labels, minlength=n)
+        if count.shape[0] != n or not (count == per_class).all():
+            raise AssertionError(f"{name} labels per class {count.tolist()}, expected {per_class}")
+    for ids, mask, labels in (
+        (episode.support_ids, episode.support_mask, episode.support_labels),
+        (episode.query_ids, episode.query_mask, episode.query_labels),
+    ):
+        if not mask.any(axis=1).all():
+            raise AssertionError("a window without a masked position")
+        if (ids == episode.words[labels][:, None]).any():
+            raise AssertionError("class word left unmasked in its window")
+        if mask_id is not None and not (ids[mask] == mask_id).all():
+            raise AssertionError("masked position without the mask id")
+
+
+__all__ = ["Episode", "SMLMTSampler", "candidate_words", "check_episode", "decode_vocab"]
