@@ -1,0 +1,248 @@
+"""Typed study-grid configuration (``configs/study/*.yaml``).
+
+Why a dataclass and not a free-form dict: a grid of 160 fine-tuning runs is
+expensive, and a misspelt key (``regime`` vs ``regimes``) silently shrinking or
+changing it is the worst kind of bug. Every key is checked by
+:func:`picomaml.config.load_config`; cross-field rules (known datasets, unique
+backbones, sweeps that name a declared backbone) are checked here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from picomaml.config import load_config
+from picomaml.errors import PicomamlError
+
+Regime = Literal["head", "full"]
+
+#: Dataset codes known to the study, mirrored from ``picomaml.data.registry`` so a
+#: grid file can be validated without touching the data root.
+SOURCE_CODES: tuple[str, ...] = (
+    "da_ddt",
+    "en_ewt",
+    "hr_set",
+    "pt_bosque",
+    "sk_snk",
+    "sr_set",
+    "sv_talbanken",
+    "zh_gsd",
+    "zh_gsdsimp",
+)
+PUD_CODES: tuple[str, ...] = ("de_pud", "en_pud", "pt_pud", "ru_pud", "sv_pud", "zh_pud")
+TARGET_CODES: tuple[str, ...] = ("tl_trg", "tl_ugnayan", "ceb_gja")
+#: ``source`` in an evaluation list means "the fine-tuning source's own test set".
+EVAL_CHOICES: tuple[str, ...] = (*TARGET_CODES, *PUD_CODES, *SOURCE_CODES, "source")
+
+#: Personal case particles (Appendix D.2 / Figure 8), keyed by target dataset code.
+DEFAULT_PARTICLES: dict[str, list[str]] = {
+    "tl_trg": ["si", "ni", "kay", "sina", "nina", "kina"],
+    "tl_ugnayan": ["si", "ni", "kay", "sina", "nina", "kina"],
+    "ceb_gja": ["si", "ni", "kang"],
+}
+
+
+@dataclass
+class BackboneSpec:
+    """One pretrained backbone: a (variant, size) pair and where its weights live.
+
+    ``path`` may be a pretraining run dir (its ``checkpoints/latest`` is used), a
+    ``checkpoints/step_N`` folder or a Pico HF folder. ``{results}`` in a path is
+    replaced by the grid's results dir, so demo grids are relocatable.
+    ``pretrain_config``/``pretrain_overrides`` record how to create ``path`` with
+    ``picomaml pretrain``; ``picomaml demo`` runs them, ``picomaml grid`` only
+    quotes them when the backbone is missing.
+    """
+
+    variant: str
+    size: str
+    path: str
+    pretrain_config: str | None = None
+    pretrain_overrides: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for name in ("variant", "size"):
+            value = getattr(self, name)
+            if not value or not value.replace("_", "").isalnum():
+                raise ValueError(f"{name} must be a non-empty [A-Za-z0-9_] name, got {value!r}")
+        if not self.path:
+            raise ValueError("path must not be empty")
+
+    def resolved_path(self, results_dir: Path) -> Path:
+        """The backbone path with ``{results}`` substituted."""
+        return Path(self.path.replace("{results}", str(results_dir)))
+
+
+@dataclass
+class SweepSpec:
+    """Fine-tune from many pretraining checkpoints of one backbone (Section 4.1).
+
+    ``steps: all`` means every complete ``checkpoints/step_N`` folder present in
+    the backbone's run dir when the grid is expanded.
+    """
+
+    variants: list[str]
+    sizes: list[str]
+    regimes: list[Regime] = field(default_factory=lambda: ["head"])
+    sources: list[str] = field(default_factory=lambda: ["sk_snk"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    steps: list[int] | Literal["all"] = "all"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, list):
+            if not self.steps:
+                raise ValueError("steps must be 'all' or a non-empty list of steps")
+            if any(s < 0 for s in self.steps):
+                raise ValueError(f"steps must be >= 0, got {self.steps}")
+            if len(set(self.steps)) != len(self.steps):
+                raise ValueError(f"steps has duplicates: {self.steps}")
+        _check_lists(self, ("variants", "sizes", "regimes", "sources", "seeds"))
+        _check_sources(self.sources)
+
+
+@dataclass
+class EvaluateSpec:
+    """Which test sets every cell is scored on (Appendix D: all 18)."""
+
+    datasets: list[str] = field(
+        default_factory=lambda: [*TARGET_CODES, *PUD_CODES, "source"],
+    )
+
+    def __post_init__(self) -> None:
+        bad = [d for d in self.datasets if d not in EVAL_CHOICES]
+        if bad:
+            raise ValueError(f"unknown evaluation dataset(s) {bad}; valid: {list(EVAL_CHOICES)}")
+        if not self.datasets:
+            raise ValueError("datasets must not be empty")
+
+
+@dataclass
+class CaseStudySpec:
+    """Which vanilla/MAML pair the case studies compare (Appendix B); None = first found."""
+
+    size: str | None = None
+    regime: Regime | None = "head"
+    source: str | None = "sk_snk"
+    seed: int | None = None
+    n_sentences: int = 3
+
+
+@dataclass
+class AnalysisSpec:
+    """Knobs of the report's analyses; defaults follow the paper."""
+
+    particles: dict[str, list[str]] = field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_PARTICLES.items()}
+    )
+    top_words: int = 10
+    sweep_source: str = "sk_snk"
+    case_study: CaseStudySpec = field(default_factory=CaseStudySpec)
+    n_resamples: int = 1000
+    bootstrap_seed: int = 0
+    baseline_variant: str = "vanilla"
+    treatment_variant: str = "maml"
+
+    def __post_init__(self) -> None:
+        if self.top_words < 1:
+            raise ValueError("top_words must be >= 1")
+        if self.n_resamples < 10:
+            raise ValueError("n_resamples must be >= 10")
+        bad = [k for k in self.particles if k not in TARGET_CODES]
+        if bad:
+            raise ValueError(f"particles: unknown target(s) {bad}; valid: {list(TARGET_CODES)}")
+        _check_sources([self.sweep_source])
+
+
+@dataclass
+class GridConfig:
+    """A study grid: backbones x regimes x sources x seeds (+ checkpoint sweeps).
+
+    ``finetune`` holds keys of the NER fine-tuning config applied to every cell
+    (the cell itself sets backbone, source, regime and seed); they are validated
+    against that config class when the grid is loaded.
+    """
+
+    name: str
+    backbones: list[BackboneSpec]
+    regimes: list[Regime] = field(default_factory=lambda: ["head", "full"])
+    sources: list[str] = field(default_factory=lambda: [*SOURCE_CODES, "all"])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    finetune: dict[str, Any] = field(default_factory=dict)
+    evaluate: EvaluateSpec = field(default_factory=EvaluateSpec)
+    sweeps: list[SweepSpec] = field(default_factory=list)
+    analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"name must be a simple name ([A-Za-z0-9_-]), got {self.name!r}")
+        if not self.backbones:
+            raise ValueError("backbones must list at least one backbone")
+        keys = [(b.variant, b.size) for b in self.backbones]
+        dupes = sorted({k for k in keys if keys.count(k) > 1})
+        if dupes:
+            raise ValueError(f"backbones: duplicate (variant, size) pairs {dupes}")
+        _check_lists(self, ("regimes", "sources", "seeds"))
+        _check_sources(self.sources)
+        for i, sweep in enumerate(self.sweeps):
+            for v in sweep.variants:
+                for s in sweep.sizes:
+                    if (v, s) not in keys:
+                        raise ValueError(
+                            f"sweeps[{i}]: no backbone declared for variant={v} size={s}"
+                        )
+        reserved = {"backbone", "source", "regime", "seed"} & set(self.finetune)
+        if reserved:
+            raise ValueError(
+                f"finetune: {sorted(reserved)} are set per cell by the grid; remove them"
+            )
+
+    def backbone(self, variant: str, size: str) -> BackboneSpec:
+        """The backbone entry for (variant, size)."""
+        for b in self.backbones:
+            if b.variant == variant and b.size == size:
+                return b
+        raise KeyError((variant, size))
+
+
+def _check_lists(obj: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        values = getattr(obj, name)
+        if not values:
+            raise ValueError(f"{name} must not be empty")
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name} has duplicates: {values}")
+
+
+def _check_sources(sources: list[str]) -> None:
+    bad = [s for s in sources if s not in (*SOURCE_CODES, "all")]
+    if bad:
+        raise ValueError(f"unknown source(s) {bad}; valid: {[*SOURCE_CODES, 'all']}")
+
+
+def validate_finetune_keys(finetune: dict[str, Any], where: str = "finetune") -> None:
+    """Check the grid's ``finetune`` overrides against the NER fine-tuning config class.
+
+    Done at load time so a typo fails before 160 cells start, not inside each one.
+    """
+    from picomaml.study.grid import build_finetune_config
+
+    try:
+        build_finetune_config(finetune, backbone="BACKBONE", source="sk_snk", regime="head", seed=0)
+    except PicomamlError as exc:
+        raise PicomamlError(f"{where}: {exc}") from exc
+
+
+def load_grid(path: str | Path, overrides: list[str] | None = None) -> GridConfig:
+    """Load and fully validate a grid YAML (including the ``finetune`` section)."""
+    cfg = load_config(GridConfig, path, overrides)
+    validate_finetune_keys(cfg.finetune, where=f"{path}: finetune")
+    return cfg
+
+
+def grid_fields() -> list[str]:
+    """Top-level keys of a grid file (for docs and error messages)."""
+    return [f.name for f in dataclasses.fields(GridConfig)]

@@ -1,0 +1,354 @@
+"""Expand a study grid into cells and run them: resumable, shardable, parallel.
+
+A cell is one fine-tuning run (backbone x regime x source x seed, optionally from
+one pretraining checkpoint) followed by evaluation. Each cell owns
+``RESULTS_DIR/cells/<cell_id>/``; ``results.json`` there means "done", so a rerun
+(or a requeued SLURM array task) skips it. A failing cell writes ``error.json``
+and the grid carries on: one bad run must not cost the other 159.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from picomaml.config import from_dict, load_yaml, save_config, to_dict
+from picomaml.errors import PicomamlError
+from picomaml.study.config import GridConfig
+
+CELL_JSON = "cell.json"
+RESULTS_JSON = "results.json"
+ERROR_JSON = "error.json"
+GRID_YAML = "grid.yaml"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One fine-tune + evaluate job. ``step`` is None for the backbone's final weights."""
+
+    kind: str  # "main" or "sweep"
+    variant: str
+    size: str
+    regime: str
+    source: str
+    seed: int
+    backbone: str
+    step: int | None = None
+
+    @property
+    def cell_id(self) -> str:
+        """Directory name; stable across reruns and shards."""
+        base = f"{self.variant}-{self.size}-{self.regime}-{self.source}-s{self.seed}"
+        if self.kind == "sweep":
+            return f"sweep-{base}-step{self.step:06d}"
+        return base
+
+
+CellRunner = Callable[[Cell, Path, GridConfig, "Path | None"], None]
+
+
+def checkpoint_steps(run_dir: Path) -> list[int]:
+    """Steps of the complete checkpoints (``step_N`` with weights) in a pretraining run dir."""
+    ckpt = run_dir / "checkpoints"
+    steps = []
+    if ckpt.is_dir():
+        for child in ckpt.iterdir():
+            m = re.fullmatch(r"step_(\d+)", child.name)
+            if m and (child / "model.safetensors").is_file():
+                steps.append(int(m.group(1)))
+    return sorted(steps)
+
+
+def expand_cells(cfg: GridConfig, results_dir: Path) -> list[Cell]:
+    """All cells of the grid in a fixed order (main grid first, then sweeps).
+
+    The order depends only on the config (and, for ``steps: all``, on the
+    checkpoints on disk), so every shard of a SLURM array computes the same list.
+    """
+    cells: list[Cell] = []
+    for b in cfg.backbones:
+        path = str(b.resolved_path(results_dir))
+        for regime in cfg.regimes:
+            for source in cfg.sources:
+                for seed in cfg.seeds:
+                    cells.append(Cell("main", b.variant, b.size, regime, source, seed, path))
+    for sweep in cfg.sweeps:
+        for variant in sweep.variants:
+            for size in sweep.sizes:
+                run_dir = cfg.backbone(variant, size).resolved_path(results_dir)
+                steps = checkpoint_steps(run_dir) if sweep.steps == "all" else sweep.steps
+                for regime in sweep.regimes:
+                    for source in sweep.sources:
+                        for seed in sweep.seeds:
+                            for step in steps:
+                                cells.append(
+                                    Cell(
+                                        "sweep",
+                                        variant,
+                                        size,
+                                        regime,
+                                        source,
+                                        seed,
+                                        str(run_dir / "checkpoints" / f"step_{step}"),
+                                        step,
+                                    )
+                                )
+    ids = [c.cell_id for c in cells]
+    if len(set(ids)) != len(ids):
+        raise PicomamlError("grid expands to duplicate cells; check sweeps for repeated entries")
+    return cells
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse ``i/n`` (0 <= i < n), as in ``--shard $SLURM_ARRAY_TASK_ID/$N``."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m:
+        raise PicomamlError(f"--shard {text!r}: expected i/n, e.g. 0/16")
+    i, n = int(m.group(1)), int(m.group(2))
+    if n < 1 or not 0 <= i < n:
+        raise PicomamlError(f"--shard {text!r}: need 0 <= i < n and n >= 1")
+    return i, n
+
+
+def shard_cells(cells: list[Cell], index: int, count: int) -> list[Cell]:
+    """Round-robin share ``index`` of ``count``: disjoint, covering, and size-balanced
+    (consecutive cells differ in source, so each shard gets a mix of sizes)."""
+    return cells[index::count]
+
+
+def is_done(cell_dir: Path) -> bool:
+    """A cell is finished when its results file exists."""
+    return (cell_dir / RESULTS_JSON).is_file()
+
+
+def write_error(cell_dir: Path, cell: Cell, exc: BaseException) -> None:
+    """Record a failure as ``error.json`` (message + traceback)."""
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "cell_id": cell.cell_id,
+        "cell": asdict(cell),
+        "error_type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    _atomic_write(cell_dir / ERROR_JSON, json.dumps(payload, indent=2))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def execute_cell(
+    runner: CellRunner, cell: Cell, cell_dir: Path, cfg: GridConfig, data_dir: Path | None
+) -> tuple[str, str, float]:
+    """Run one cell in this process; returns (cell_id, "ok"|"failed", seconds).
+
+    Exceptions never escape: they become ``error.json`` so the grid continues.
+    A leftover partial run from an interrupted attempt is cleared first, because
+    half-written fine-tuning output must never be mistaken for a result.
+    """
+    start = time.perf_counter()
+    if cell_dir.exists():
+        shutil.rmtree(cell_dir)
+    cell_dir.mkdir(parents=True)
+    _atomic_write(cell_dir / CELL_JSON, json.dumps(asdict(cell) | {"cell_id": cell.cell_id}))
+    try:
+        runner(cell, cell_dir, cfg, data_dir)
+        if not is_done(cell_dir):
+            raise PicomamlError(f"cell runner finished without writing {cell_dir / RESULTS_JSON}")
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded, the grid goes on
+        write_error(cell_dir, cell, exc)
+        return cell.cell_id, "failed", time.perf_counter() - start
+    return cell.cell_id, "ok", time.perf_counter() - start
+
+
+def _worker_init(threads: int) -> None:
+    """Split the CPU cores between worker processes instead of oversubscribing them."""
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+@dataclass
+class GridSummary:
+    """What a grid invocation did, for the CLI and tests."""
+
+    total: int
+    skipped: list[str]
+    ok: list[str]
+    failed: list[str]
+    results_dir: Path
+
+    def line(self) -> str:
+        """One-line human summary."""
+        return (
+            f"{self.total} cells in this shard: {len(self.ok)} ran, {len(self.skipped)} "
+            f"already done, {len(self.failed)} failed"
+        )
+
+
+def write_grid_copy(cfg: GridConfig, results_dir: Path) -> None:
+    """Save ``grid.yaml``; refuse to mix results of a different grid in one directory."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    target = results_dir / GRID_YAML
+    if target.is_file():
+        try:
+            existing = from_dict(GridConfig, load_yaml(target))
+        except PicomamlError as exc:
+            raise PicomamlError(f"{target}: unreadable grid copy ({exc})") from exc
+        if to_dict(existing) != to_dict(cfg):
+            raise PicomamlError(
+                f"{target} records a different grid than the one given; use another "
+                f"--results directory (or delete {target} if the change is intended)"
+            )
+        return
+    tmp = results_dir / f".{GRID_YAML}.{os.getpid()}.tmp"
+    save_config(cfg, tmp)
+    os.replace(tmp, target)
+
+
+def missing_backbones(cells: list[Cell], cfg: GridConfig) -> list[str]:
+    """Backbone paths of ``cells`` that do not exist, with how to create them."""
+    out = []
+    seen = set()
+    for cell in cells:
+        if cell.backbone in seen or Path(cell.backbone).exists():
+            continue
+        seen.add(cell.backbone)
+        spec = cfg.backbone(cell.variant, cell.size)
+        how = ""
+        if spec.pretrain_config:
+            extra = " ".join(spec.pretrain_overrides)
+            how = f" (create it with: picomaml pretrain --config {spec.pretrain_config} {extra})"
+        out.append(f"{cell.backbone}{how}".rstrip())
+    return out
+
+
+def run_grid(
+    cfg: GridConfig,
+    results_dir: Path,
+    *,
+    shard: tuple[int, int] = (0, 1),
+    workers: int = 1,
+    runner: CellRunner | None = None,
+    data_dir: Path | None = None,
+    progress: bool = True,
+) -> GridSummary:
+    """Run this shard's unfinished cells; finished ones are skipped, failures recorded."""
+    if workers < 1:
+        raise PicomamlError(f"--workers must be >= 1, got {workers}")
+    results_dir = Path(results_dir)
+    runner = runner or finetune_and_evaluate
+    write_grid_copy(cfg, results_dir)
+    cells = shard_cells(expand_cells(cfg, results_dir), *shard)
+    cells_dir = results_dir / "cells"
+    todo = [c for c in cells if not is_done(cells_dir / c.cell_id)]
+    skipped = [c.cell_id for c in cells if is_done(cells_dir / c.cell_id)]
+    missing = missing_backbones(todo, cfg)
+    if missing:
+        raise PicomamlError("backbone(s) not found:\n  " + "\n  ".join(missing))
+    summary = GridSummary(len(cells), skipped, [], [], results_dir)
+    bar = _progress(len(todo), progress)
+    if progress and skipped:
+        bar.write(f"skipping {len(skipped)} finished cell(s)")
+
+    def record(cell_id: str, status: str, seconds: float) -> None:
+        (summary.ok if status == "ok" else summary.failed).append(cell_id)
+        if status != "ok":
+            bar.write(f"FAILED {cell_id}: see {cells_dir / cell_id / ERROR_JSON}")
+        bar.set_postfix(ok=len(summary.ok), failed=len(summary.failed), last=f"{seconds:.0f}s")
+        bar.update(1)
+
+    if workers == 1 or len(todo) <= 1:
+        for cell in todo:
+            bar.set_description(cell.cell_id)
+            record(*execute_cell(runner, cell, cells_dir / cell.cell_id, cfg, data_dir))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
+        ) as pool:
+            futures = {
+                pool.submit(execute_cell, runner, c, cells_dir / c.cell_id, cfg, data_dir): c
+                for c in todo
+            }
+            for fut in cf.as_completed(futures):
+                cell = futures[fut]
+                try:
+                    record(*fut.result())
+                except Exception as exc:  # noqa: BLE001 - a worker died (e.g. killed for memory)
+                    write_error(cells_dir / cell.cell_id, cell, exc)
+                    record(cell.cell_id, "failed", 0.0)
+    bar.close()
+    return summary
+
+
+class _NullBar:
+    def write(self, text: str) -> None:
+        pass
+
+    def set_postfix(self, **kw: Any) -> None:
+        pass
+
+    def set_description(self, text: str) -> None:
+        pass
+
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return _NullBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="cell", file=sys.stderr, dynamic_ncols=True)
+
+
+# --- the real cell: fine-tune, then evaluate -------------------------------------------
+
+
+def build_finetune_config(
+    overrides: dict[str, Any], *, backbone: str, source: str, regime: str, seed: int
+) -> Any:
+    """The NER fine-tuning config of one cell: grid-wide keys plus the cell's own."""
+    from picomaml.ner.config import FinetuneConfig
+
+    data = dict(overrides)
+    data.update(backbone=backbone, source=source, regime=regime, seed=seed)
+    return from_dict(FinetuneConfig, data)
+
+
+def finetune_and_evaluate(
+    cell: Cell, cell_dir: Path, cfg: GridConfig, data_dir: Path | None
+) -> None:
+    """The default cell runner: ``picomaml finetune`` then ``picomaml evaluate``."""
+    from picomaml.ner.evaluate import evaluate_run
+    from picomaml.ner.finetune import finetune
+
+    ft_cfg = build_finetune_config(
+        cfg.finetune, backbone=cell.backbone, source=cell.source, regime=cell.regime, seed=cell.seed
+    )
+    finetune(ft_cfg, cell_dir, data_dir=data_dir)
+    datasets = [cell.source if d == "source" else d for d in cfg.evaluate.datasets]
+    if cell.source == "all":
+        datasets = [d for d in datasets if d != "all"]
+    evaluate_run(cell_dir, datasets=list(dict.fromkeys(datasets)), data_dir=data_dir)

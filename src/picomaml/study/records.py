@@ -1,0 +1,229 @@
+"""Load a study results directory once into plain records.
+
+Every analysis reads these records, never the files, so a report costs one pass
+over the directory and every number can name the file it came from
+(:attr:`CellRecord.rel` + the file name).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from picomaml.errors import PicomamlError
+
+TARGETS: tuple[str, ...] = ("tl_trg", "tl_ugnayan", "ceb_gja")
+
+
+@dataclass
+class Sentence:
+    """One evaluated sentence: words, gold and predicted tags, p(gold tag) per word."""
+
+    tokens: list[str]
+    gold: list[str]
+    pred: list[str]
+    p_gold: list[float] | None = None
+    sent_id: str = ""
+
+
+@dataclass
+class CellRecord:
+    """Everything the analyses need from one finished cell."""
+
+    cell_id: str
+    rel: str  # path relative to the results dir, e.g. "cells/maml-tiny-head-sk_snk-s0"
+    kind: str  # "main" or "sweep"
+    variant: str
+    size: str
+    regime: str
+    source: str
+    seed: int
+    step: int | None
+    run: dict[str, Any]
+    datasets: dict[str, dict[str, Any]]
+    train_log: list[dict[str, Any]] = field(default_factory=list)
+    finetune_cfg: dict[str, Any] = field(default_factory=dict)
+    sentences: dict[str, list[Sentence]] = field(default_factory=dict)
+    has_confidence: dict[str, bool] = field(default_factory=dict)
+
+    def file(self, name: str) -> str:
+        """Citation path of a file of this cell."""
+        return f"{self.rel}/{name}"
+
+    def f1(self, dataset: str, mode: str = "default") -> float | None:
+        """Entity-level micro-F1 (fraction) on ``dataset``, or None when not evaluated."""
+        d = self.datasets.get(dataset)
+        if not d:
+            return None
+        return float(d[mode]["micro"]["f1"])
+
+    def type_f1(self, dataset: str, etype: str, mode: str = "default") -> float | None:
+        """Per-type F1 on ``dataset`` (None when absent)."""
+        d = self.datasets.get(dataset)
+        if not d:
+            return None
+        t = d[mode].get("per_type", {}).get(etype)
+        return None if t is None else float(t["f1"])
+
+
+@dataclass
+class StudyData:
+    """A loaded results directory."""
+
+    results_dir: Path
+    grid: dict[str, Any]
+    cells: list[CellRecord]
+    failed: list[dict[str, Any]]
+    incomplete: list[str]
+
+    def main(self) -> list[CellRecord]:
+        """Cells of the main grid (final backbone weights)."""
+        return [c for c in self.cells if c.kind == "main"]
+
+    def sweep(self) -> list[CellRecord]:
+        """Cells of checkpoint sweeps."""
+        return [c for c in self.cells if c.kind == "sweep"]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PicomamlError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSON-lines file; a bad line is an error naming file and line."""
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise PicomamlError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
+    return rows
+
+
+def read_predictions(path: Path) -> list[Sentence]:
+    """Parse ``predictions/{code}.iob2`` (``index\\ttoken\\tgold\\tpred``, blank line between)."""
+    sentences: list[Sentence] = []
+    cur = Sentence([], [], [])
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.rstrip("\n")
+            if not line.strip():
+                if cur.tokens:
+                    sentences.append(cur)
+                cur = Sentence([], [], [])
+                continue
+            if line.startswith("#"):
+                continue
+            parts = line.split("\t")
+            if len(parts) != 4:
+                raise PicomamlError(
+                    f"{path}:{lineno}: expected 4 tab-separated columns "
+                    f"(index, token, gold, pred), got {len(parts)}"
+                )
+            cur.tokens.append(parts[1])
+            cur.gold.append(parts[2])
+            cur.pred.append(parts[3])
+    if cur.tokens:
+        sentences.append(cur)
+    return sentences
+
+
+def read_confidence(path: Path) -> list[Sentence]:
+    """Parse ``confidence/{code}.jsonl`` into sentences with p(gold) per word."""
+    out = []
+    for i, row in enumerate(read_jsonl(path), 1):
+        try:
+            s = Sentence(
+                list(row["tokens"]),
+                list(row["gold"]),
+                list(row["pred"]),
+                [float(p) for p in row["p_gold"]],
+                str(row.get("sent_id", "")),
+            )
+        except KeyError as exc:
+            raise PicomamlError(f"{path}: sentence {i} lacks key {exc}") from exc
+        if not len(s.tokens) == len(s.gold) == len(s.pred) == len(s.p_gold or []):
+            raise PicomamlError(f"{path}: sentence {i}: tokens/gold/pred/p_gold lengths differ")
+        out.append(s)
+    return out
+
+
+def _cell_meta(cell_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
+    meta = _read_json(cell_dir / "cell.json") if (cell_dir / "cell.json").is_file() else {}
+    step = meta.get("step")
+    if step is None:
+        step = run.get("pretrain_step")
+    return {
+        "kind": meta.get("kind", "main"),
+        "variant": meta.get("variant") or run.get("variant") or "unknown",
+        "size": meta.get("size") or run.get("size") or "unknown",
+        "regime": meta.get("regime") or run.get("regime"),
+        "source": meta.get("source") or run.get("source"),
+        "seed": int(meta.get("seed", run.get("seed", 0))),
+        "step": None if step is None else int(step),
+    }
+
+
+def load_cell(cell_dir: Path, rel: str, datasets: tuple[str, ...] = TARGETS) -> CellRecord:
+    """Read one finished cell (``results.json`` must exist)."""
+    results = _read_json(cell_dir / "results.json")
+    if "run" not in results or "datasets" not in results:
+        raise PicomamlError(f"{cell_dir / 'results.json'}: expected keys 'run' and 'datasets'")
+    run = results["run"]
+    meta = _cell_meta(cell_dir, run)
+    rec = CellRecord(
+        cell_id=cell_dir.name,
+        rel=rel,
+        run=run,
+        datasets=results["datasets"],
+        **meta,
+    )
+    log = cell_dir / "train_log.jsonl"
+    if log.is_file():
+        rec.train_log = read_jsonl(log)
+    ft = cell_dir / "finetune.yaml"
+    if ft.is_file():
+        rec.finetune_cfg = yaml.safe_load(ft.read_text(encoding="utf-8")) or {}
+    for code in datasets:
+        conf = cell_dir / "confidence" / f"{code}.jsonl"
+        pred = cell_dir / "predictions" / f"{code}.iob2"
+        if conf.is_file():
+            rec.sentences[code] = read_confidence(conf)
+            rec.has_confidence[code] = True
+        elif pred.is_file():
+            rec.sentences[code] = read_predictions(pred)
+            rec.has_confidence[code] = False
+    return rec
+
+
+def load_study(results_dir: str | Path) -> StudyData:
+    """Load every cell under ``RESULTS_DIR/cells`` (finished, failed, or incomplete)."""
+    results_dir = Path(results_dir)
+    cells_dir = results_dir / "cells"
+    if not cells_dir.is_dir():
+        raise PicomamlError(
+            f"{results_dir}: no cells/ folder; run `picomaml grid CONFIG --results {results_dir}`"
+        )
+    grid_path = results_dir / "grid.yaml"
+    grid = yaml.safe_load(grid_path.read_text(encoding="utf-8")) if grid_path.is_file() else {}
+    cells, failed, incomplete = [], [], []
+    for cell_dir in sorted(p for p in cells_dir.iterdir() if p.is_dir()):
+        rel = f"cells/{cell_dir.name}"
+        if (cell_dir / "results.json").is_file():
+            cells.append(load_cell(cell_dir, rel))
+        elif (cell_dir / "error.json").is_file():
+            err = _read_json(cell_dir / "error.json")
+            failed.append({"cell_id": cell_dir.name, "message": err.get("message", ""), "rel": rel})
+        else:
+            incomplete.append(cell_dir.name)
+    return StudyData(results_dir, grid or {}, cells, failed, incomplete)

@@ -1,0 +1,340 @@
+"""``picomaml report RESULTS_DIR``: tables, figures and methods as ``report.md``.
+
+The report is regenerated entirely from local files: ``grid.yaml``, each cell's
+``results.json``/``run.json``/``finetune.yaml``/``train_log.jsonl``/predictions/
+confidence, and each backbone's pretraining ``config.yaml``. Every table names the
+files it was computed from (all of them, per row, in ``tables/<analysis>.json``),
+and an analysis without data says "not available: <why>" instead of a number.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from picomaml.config import from_dict
+from picomaml.errors import PicomamlError
+from picomaml.study.analyses import Analysis, Context, DataAccess, Table, param_count, run_all
+from picomaml.study.config import AnalysisSpec
+from picomaml.study.records import StudyData, load_study
+
+PAPER_STEPS = 6000
+PAPER_BATCH = 1024
+PAPER_SEQ_LEN = 2048
+PAPER_COMMAND = (
+    "picomaml grid configs/study/paper.yaml --results results/paper && "
+    "picomaml report results/paper"
+)
+
+
+def pretrain_run_dir(backbone: str | Path) -> Path | None:
+    """The pretraining run dir behind a backbone path (run dir or checkpoints/step_N)."""
+    p = Path(backbone)
+    if (p / "config.yaml").is_file():
+        return p
+    if p.parent.name == "checkpoints" and (p.parent.parent / "config.yaml").is_file():
+        return p.parent.parent
+    return None
+
+
+def _fmt(col: str, v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, int):
+        if col == "parameters":
+            return f"{v / 1e6:.1f}M"
+        return str(v)
+    if isinstance(v, float):
+        low = col.lower()
+        if "slope" in low:
+            return f"{v:.1e}"
+        if any(k in low for k in ("auc", "loss", "p(gold)", "change", "log p")):
+            return f"{v:.3f}"
+        if "delta" in low or "gain" in low:
+            return f"{v:+.1f}"
+        return f"{v:.1f}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(table: Table) -> str:
+    """A GitHub-flavoured Markdown table."""
+    cols = table.columns
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in table.rows:
+        lines.append("| " + " | ".join(_fmt(c, row.get(c)) for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def _cite(table: Table, json_name: str, limit: int = 4) -> str:
+    files = list(dict.fromkeys(f for fs in table.files for f in fs))
+    if not files:
+        return ""
+    shown = ", ".join(f"`{f}`" for f in files[:limit])
+    more = f" and {len(files) - limit} more" if len(files) > limit else ""
+    return f"Computed from {shown}{more} (per-row file list: `{json_name}`)."
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise PicomamlError(f"{path}: not valid YAML ({exc})") from exc
+
+
+def backbone_table(data: StudyData) -> tuple[list[dict[str, Any]], dict[str, dict]]:
+    """One row per (variant, size): where it came from and how it was pretrained."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    configs: dict[str, dict] = {}
+    for c in sorted(data.cells, key=lambda c: (c.kind != "main", c.cell_id)):
+        key = (c.variant, c.size)
+        if key in seen:
+            continue
+        backbone = str(c.run.get("backbone", ""))
+        run_dir = pretrain_run_dir(backbone)
+        row: dict[str, Any] = {
+            "variant": c.variant,
+            "size": c.size,
+            "parameters": param_count(c),
+            "backbone": backbone,
+        }
+        if run_dir is not None:
+            cfg = _load_yaml(run_dir / "config.yaml")
+            configs[str(run_dir / "config.yaml")] = cfg
+            tr, meta, d = cfg.get("training", {}), cfg.get("meta", {}), cfg.get("data", {})
+            row.update(
+                {
+                    "pretraining config": str(run_dir / "config.yaml"),
+                    "steps": tr.get("max_steps"),
+                    "batch (seqs)": tr.get("batch_size"),
+                    "seq len": d.get("seq_len"),
+                    "corpus": d.get("corpus"),
+                    "MAML": (
+                        f"rho={meta.get('rho')}, {meta.get('ways')}-way {meta.get('shots')}-shot, "
+                        f"{meta.get('inner_steps')} inner steps, lr {meta.get('inner_lr')}"
+                        if meta.get("enabled")
+                        else "off"
+                    ),
+                }
+            )
+        else:
+            row["pretraining config"] = "not available (backbone is not a pretraining run dir)"
+        seen[key] = row
+    return list(seen.values()), configs
+
+
+def demo_scale_reasons(
+    backbones: list[dict[str, Any]], data: StudyData, finetune_keys: dict[str, set]
+) -> list[str]:
+    """Why these results are not paper-scale (empty list = paper-scale as far as we know)."""
+    reasons = []
+    for b in backbones:
+        name = f"{b['variant']}-{b['size']}"
+        if b.get("steps") is not None and b["steps"] < PAPER_STEPS:
+            reasons.append(f"{name} pretrained for {b['steps']} steps (paper: {PAPER_STEPS:,})")
+        if b.get("batch (seqs)") is not None and b["batch (seqs)"] < PAPER_BATCH:
+            reasons.append(
+                f"{name} used batches of {b['batch (seqs)']} sequences (paper: {PAPER_BATCH:,}+)"
+            )
+        if b.get("seq len") is not None and b["seq len"] < PAPER_SEQ_LEN:
+            reasons.append(f"{name} used sequences of {b['seq len']} tokens (paper: 2,048)")
+    for key, values in finetune_keys.items():
+        if key.startswith("max_") and "sentences" in key and any(v is not None for v in values):
+            reasons.append(f"fine-tuning data was sliced ({key} = {sorted(map(str, values))})")
+    if str(data.grid.get("name", "")).startswith("demo"):
+        reasons.append("the grid is the demo grid")
+    return list(dict.fromkeys(reasons))
+
+
+def finetune_settings(data: StudyData) -> dict[str, set]:
+    """Every fine-tuning config key and the set of values it took across cells."""
+    values: dict[str, set] = defaultdict(set)
+    for c in data.cells:
+        for k, v in _flatten(c.finetune_cfg).items():
+            values[k].add(json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v)
+    return values
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def methods_section(data: StudyData, backbones: list[dict[str, Any]], ft: dict[str, set]) -> str:
+    """Methods text generated from the configs actually used."""
+    lines = ["## Methods (generated from the configs used)", ""]
+    g = data.grid
+    if g:
+        lines.append(
+            f"Grid `{g.get('name')}` (`grid.yaml`): regimes {g.get('regimes')}, sources "
+            f"{g.get('sources')}, seeds {g.get('seeds')}; evaluation on "
+            f"{(g.get('evaluate') or {}).get('datasets')}. {g.get('description', '')}".rstrip()
+        )
+        lines.append("")
+    lines.append("**Backbones** (pretraining settings read from each run's `config.yaml`):")
+    lines.append("")
+    cols = ["variant", "size", "parameters", "steps", "batch (seqs)", "seq len", "corpus", "MAML"]
+    cols += ["pretraining config"]
+    lines.append(markdown_table(Table("", cols, backbones)))
+    lines.append("")
+    skip = {"backbone", "source", "regime", "seed", "out_dir", "output_dir"}
+    const = {k: next(iter(v)) for k, v in sorted(ft.items()) if len(v) == 1 and k not in skip}
+    varying = {k: sorted(map(str, v)) for k, v in sorted(ft.items()) if len(v) > 1}
+    if const or varying:
+        lines.append(
+            "**Fine-tuning** (from each cell's `finetune.yaml`): "
+            + ", ".join(f"`{k}`={v}" for k, v in const.items())
+            + "."
+        )
+        vary = {k: v for k, v in varying.items() if k not in skip}
+        if vary:
+            lines.append(
+                "Varying across cells: " + "; ".join(f"`{k}` in {v}" for k, v in vary.items()) + "."
+            )
+    else:
+        lines.append("**Fine-tuning**: not available: no cell has a `finetune.yaml`.")
+    lines.append("")
+    lines.append(
+        "**Scoring**: entity-level micro-F1 with seqeval in its default (conlleval) mode, "
+        "the headline number; an entity is correct when type and both boundaries match. "
+        "The *zero-shot F1* of a cell is the mean of its micro-F1 on `tl_trg`, `tl_ugnayan` "
+        "and `ceb_gja`; nothing from these languages is seen in pretraining or fine-tuning. "
+        "MAML and vanilla are compared on paired cells (same size, regime, source, seed)."
+    )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def render_analysis(a: Analysis, number: int) -> str:
+    """Markdown for one analysis."""
+    lines = [f"### {number}. {a.title}", ""]
+    if a.unavailable:
+        lines += [f"*Not available: {a.unavailable}.*", ""]
+        return "\n".join(lines)
+    for fig in a.figures:
+        lines += [f"![{a.title}]({fig})", ""]
+    for para in a.text:
+        lines += [para, ""]
+    for i, t in enumerate(a.tables):
+        json_name = f"tables/{a.key}.json"
+        lines += [f"**{t.caption}**" if t.caption else "", "", markdown_table(t), ""]
+        cite = _cite(t, json_name)
+        if cite:
+            lines += [cite, ""]
+        del i
+    return "\n".join(lines)
+
+
+def write_tables(a: Analysis, results_dir: Path) -> None:
+    """``tables/<key>.json``: every table with each row's source files."""
+    out = results_dir / "tables"
+    out.mkdir(exist_ok=True)
+    payload = {
+        "analysis": a.key,
+        "title": a.title,
+        "unavailable": a.unavailable,
+        "tables": [
+            {"caption": t.caption, "columns": t.columns, "rows": t.rows, "files": t.files}
+            for t in a.tables
+        ],
+    }
+    (out / f"{a.key}.json").write_text(json.dumps(payload, indent=1, default=str), "utf-8")
+
+
+def default_data_access(data_dir: Path | None) -> DataAccess | None:
+    """Raw-data access through the registry and tokenizer, or None when no data root exists."""
+    try:
+        from picomaml.data.paths import resolve_data_dir
+
+        root = resolve_data_dir(data_dir)
+    except PicomamlError:
+        return None
+    from picomaml.data.registry import load_split
+
+    cache: dict[tuple[str, str], list[tuple[list[str], list[str]]]] = {}
+
+    def sentences(code: str, split: str) -> list[tuple[list[str], list[str]]]:
+        if (code, split) not in cache:
+            loaded = load_split(code, split, data_dir=root)
+            sents = loaded[0] if isinstance(loaded, tuple) else loaded
+            cache[(code, split)] = [(list(s.tokens), list(s.tags)) for s in sents]
+        return cache[(code, split)]
+
+    return DataAccess(sentences, _subword_counter(root))
+
+
+def _subword_counter(root: Path):  # -> Callable[[list[str]], list[int]] | None
+    from picomaml.data.align import subword_counts
+    from picomaml.data.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(root)
+    return lambda words: subword_counts(tok, words)
+
+
+def write_report(
+    results_dir: str | Path, data_dir: Path | None = None, data: DataAccess | None = None
+) -> Path:
+    """Load ``results_dir``, run every analysis, write ``report.md`` + figures; returns its path.
+
+    ``data`` overrides raw-data access (tests); by default the data root is used when found.
+    """
+    results_dir = Path(results_dir)
+    study = load_study(results_dir)
+    spec = (
+        from_dict(AnalysisSpec, study.grid["analysis"])
+        if isinstance(study.grid.get("analysis"), dict)
+        else AnalysisSpec()
+    )
+    access = data if data is not None else default_data_access(data_dir)
+    ctx = Context(results_dir, spec, access)
+    analyses = run_all(study, ctx)
+    backbones, _ = backbone_table(study)
+    ft = finetune_settings(study)
+    reasons = demo_scale_reasons(backbones, study, ft)
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    name = study.grid.get("name", results_dir.name)
+    lines = [f"# Study report: {name}", ""]
+    if reasons:
+        lines += [
+            "> **DEMO SCALE: these numbers say nothing about the paper's claims.** The "
+            "models are tiny and briefly trained so the whole pipeline runs on a laptop CPU: "
+            + "; ".join(reasons)
+            + ". Differences between vanilla and MAML here are dominated by noise. The "
+            f"paper-scale study (GPUs, see `docs/study.md`) is: `{PAPER_COMMAND}`.",
+            "",
+        ]
+    lines += [
+        f"Generated {now} by `picomaml report {results_dir}` from local files only. "
+        f"{len(study.cells)} finished cells ({len(study.main())} main grid, "
+        f"{len(study.sweep())} checkpoint sweep), {len(study.failed)} failed, "
+        f"{len(study.incomplete)} incomplete. Tables list the files they come from; "
+        "`tables/<analysis>.json` holds every row with its source files.",
+        "",
+        methods_section(study, backbones, ft),
+        "## Results",
+        "",
+    ]
+    for i, a in enumerate(analyses, 1):
+        write_tables(a, results_dir)
+        lines.append(render_analysis(a, i))
+    if study.failed or study.incomplete:
+        lines += ["## Cells without results", ""]
+        for f in study.failed:
+            lines.append(f"- `{f['rel']}/error.json`: {f['message'].splitlines()[0][:200]}")
+        for c in study.incomplete:
+            lines.append(f"- `cells/{c}`: incomplete (no results.json, no error.json)")
+        lines.append("")
+    path = results_dir / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,168 @@
+"""Pure analysis computations against hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from picomaml.study import metrics_pure as mp
+from picomaml.study.analyses import convergence_deltas, pair_cells, span_stat_rows
+from picomaml.study.records import CellRecord
+
+
+def test_t90_falling_curve():
+    # first 10, final 1 -> threshold 10 - 0.9 * 9 = 1.9; first loss <= 1.9 is 1.5 at step 30
+    steps = [0, 10, 20, 30, 40]
+    losses = [10.0, 5.0, 2.0, 1.5, 1.0]
+    assert mp.t90(steps, losses) == 30
+
+
+def test_t90_exact_threshold_and_flat_and_rising():
+    assert mp.t90([0, 1, 2], [2.0, 1.1, 1.0]) == 1  # threshold 1.1, reached exactly
+    assert mp.t90([5, 6, 7], [1.0, 1.0, 1.0]) == 5
+    # rising 0 -> 10: threshold 9; first loss >= 9 is at step 2
+    assert mp.t90([0, 1, 2, 3], [0.0, 5.0, 9.5, 10.0]) == 2
+    assert mp.t90([], []) is None
+
+
+def test_normalised_auc_by_hand():
+    # steps 0..10 -> x 0, 0.5, 1; losses/first = 1, 0.5, 0.25
+    # trapezoids: 0.5*(1+0.5)/2 + 0.5*(0.5+0.25)/2 = 0.375 + 0.1875
+    assert mp.normalised_auc([0, 5, 10], [4.0, 2.0, 1.0]) == pytest.approx(0.5625)
+    # uneven spacing: x 0, 0.2, 1; y 1, 0, 0 -> 0.2 * 0.5 = 0.1
+    assert mp.normalised_auc([0, 2, 10], [3.0, 0.0, 0.0]) == pytest.approx(0.1)
+    assert mp.normalised_auc([0], [1.0]) is None
+    assert mp.normalised_auc([0, 1], [0.0, 0.0]) is None
+
+
+def test_initial_slope_uses_first_tenth():
+    steps = list(range(0, 101, 5))  # cutoff 10 -> steps 0, 5, 10
+    losses = [10.0, 9.0, 8.0] + [0.0] * 18  # later points must not matter
+    assert mp.initial_slope(steps, losses) == pytest.approx(-0.2)
+    # fewer than two points in the window: use the first two
+    assert mp.initial_slope([0, 100, 200], [3.0, 1.0, 0.0]) == pytest.approx(-0.02)
+    # least squares through noisy points: x 0,1,2 y 0,2,1 -> slope 0.5
+    assert mp.initial_slope([0, 1, 2], [0.0, 2.0, 1.0], fraction=1.0) == pytest.approx(0.5)
+
+
+def test_train_curve_filters_and_sorts():
+    log = [
+        {"kind": "dev", "step": 5, "epoch": 0, "f1": 0.3},
+        {"kind": "train", "step": 10, "epoch": 0, "loss": 1.0},
+        {"kind": "train", "step": 0, "epoch": 0, "loss": 2.0},
+    ]
+    assert mp.train_curve(log) == ([0.0, 10.0], [2.0, 1.0])
+
+
+def test_t_interval_and_relative_gain():
+    m, lo, hi = mp.t_interval([1.0, 2.0, 3.0])
+    # sd 1, t(2 df) = 4.303, half = 4.303 / sqrt(3)
+    assert m == 2.0
+    assert hi - m == pytest.approx(4.303 / math.sqrt(3))
+    assert lo == pytest.approx(2 * m - hi)
+    assert mp.t_interval([1.0]) is None
+    assert mp.relative_gain(0.5, 0.6) == pytest.approx(0.2)
+    assert mp.relative_gain(0.0, 0.6) is None
+    assert mp.verdict(0.01, 0.2).startswith("MAML better")
+    assert mp.verdict(-0.2, -0.01).startswith("vanilla better")
+    assert mp.verdict(-0.1, 0.1) == "not distinguishable from noise"
+
+
+def test_spans_conlleval_reading():
+    tags = ["B-PER", "I-PER", "O", "I-LOC", "B-ORG", "B-ORG", "I-PER"]
+    assert mp.spans(tags) == [
+        ("LOC", 3, 4),
+        ("ORG", 4, 5),
+        ("ORG", 5, 6),
+        ("PER", 0, 2),
+        ("PER", 6, 7),
+    ]
+
+
+def test_span_statistics():
+    seqs = [["B-PER", "O", "B-PER", "I-PER"], ["B-LOC", "O", "B-PER"], ["O"]]
+    stats = mp.span_statistics(seqs)
+    assert stats["PER"] == {"spans": 3, "single": 2, "single_share": pytest.approx(2 / 3)}
+    assert stats["LOC"]["single_share"] == 1.0
+    assert stats["ORG"] == {"spans": 0, "single": 0, "single_share": 0.0}
+    rows = span_stat_rows({"x": seqs})
+    assert rows[0] == {
+        "dataset": "x",
+        "type": "PER",
+        "spans": 3,
+        "single-word (%)": pytest.approx(200 / 3),
+    }
+    assert rows[2]["single-word (%)"] is None
+
+
+def test_particle_spans_and_recall():
+    tokens = ["Pumunta", "SI", "Maria", "sa", "Cebu", "kasama", "Juan", "Cruz", "ni", "Jose"]
+    tags = ["O", "O", "B-PER", "O", "B-LOC", "O", "B-PER", "I-PER", "O", "B-PER"]
+    flagged = mp.particle_spans(tokens, tags, ["si", "ni", "kay"])
+    assert flagged == [(("PER", 2, 3), True), (("PER", 6, 8), False), (("PER", 9, 10), True)]
+    # a span at the sentence start has no preceding word
+    assert mp.particle_spans(["Maria"], ["B-PER"], ["si"]) == [(("PER", 0, 1), False)]
+    gold = [s for s, _ in flagged]
+    assert mp.span_recall(gold, [("PER", 2, 3), ("PER", 6, 7)]) == pytest.approx(1 / 3)
+    assert mp.span_recall([], []) is None
+
+
+def test_split_share_oov_topwords_confidence():
+    assert mp.split_share([1, 2, 3, 1]) == 0.5
+    assert mp.split_share([]) is None
+    # types {maria, sa, cebu}; vocab has "sa" -> 2/3 unseen (case-insensitive)
+    assert mp.oov_rate(["Maria", "sa", "Cebu", "maria"], {"sa"}) == pytest.approx(2 / 3)
+    sents = [
+        (["a", "Maria", "b", "Maria"], ["O", "B-PER", "O", "B-PER"]),
+        (["b", "Cebu"], ["O", "B-LOC"]),
+    ]
+    assert mp.top_words(sents, 1, entity=True) == ["Maria"]
+    assert mp.top_words(sents, 5, entity=False) == ["b", "a"]
+    conf = mp.mean_word_confidence(
+        [(["Maria", "Maria", "x"], ["B-PER", "O", "O"], [0.8, 0.1, 0.5])], ["Maria", "y"], True
+    )
+    assert conf == {"Maria": 0.8, "y": None}
+
+
+def test_log_p_deltas():
+    d = mp.log_p_deltas([0.5, 0.25, 0.0], [0.5, 0.5, 1.0])
+    assert d[0] == 0.0
+    assert d[1] == pytest.approx(math.log(2))
+    assert d[2] == pytest.approx(-math.log(1e-12))
+
+
+def _rec(variant, size, regime, source, seed, losses, kind="main", step=None):
+    log = [{"kind": "train", "step": 10 * i, "epoch": 0, "loss": x} for i, x in enumerate(losses)]
+    return CellRecord(
+        cell_id=f"{variant}-{size}-{regime}-{source}-s{seed}",
+        rel="cells/x",
+        kind=kind,
+        variant=variant,
+        size=size,
+        regime=regime,
+        source=source,
+        seed=seed,
+        step=step,
+        run={},
+        datasets={},
+        train_log=log,
+    )
+
+
+def test_pairing_and_convergence_deltas():
+    cells = [
+        _rec("vanilla", "tiny", "head", "sk_snk", 0, [10, 5, 2, 1]),  # t90 at 30
+        _rec("maml", "tiny", "head", "sk_snk", 0, [10, 1.5, 1.2, 1]),  # t90 at 10
+        _rec("vanilla", "tiny", "head", "da_ddt", 0, [4, 2, 1, 1]),  # t90 at 20
+        _rec("maml", "tiny", "head", "da_ddt", 0, [4, 2, 1, 1]),
+        _rec("maml", "tiny", "full", "da_ddt", 0, [4, 2, 1, 1]),  # unpaired: ignored
+    ]
+    pairs = pair_cells(cells, "vanilla", "maml")
+    assert [(b.source, t.source) for b, t in pairs] == [("da_ddt", "da_ddt"), ("sk_snk", "sk_snk")]
+    rows = convergence_deltas(pairs)
+    assert len(rows) == 1 and rows[0]["pairs"] == 2
+    assert rows[0]["delta t90 (steps)"] == pytest.approx((10 - 30 + 0) / 2)
+    auc_v = mp.normalised_auc([0, 10, 20, 30], [10, 5, 2, 1])
+    auc_m = mp.normalised_auc([0, 10, 20, 30], [10, 1.5, 1.2, 1])
+    assert rows[0]["delta AUC"] == pytest.approx((auc_m - auc_v) / 2)
