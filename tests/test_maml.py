@@ -1,0 +1,268 @@
+"""First-order MAML episode: hand-computed gradients, zero leakage, accumulation, sharding."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from picomaml.pretrain.config import MetaSection
+from picomaml.pretrain.maml import (
+    MetaHead,
+    dropout_masks,
+    episode_loss,
+    init_output_layer,
+    window_features,
+)
+from picomaml.pretrain.smlmt import Episode, SMLMTSampler
+
+VOCAB, MASK, D = 64, 63, 16
+
+
+def _backbone() -> nn.Module:
+    """The real decoder at tiny dims when available, else a small causal stand-in."""
+    torch.manual_seed(0)
+    try:
+        from picomaml.model import PicoConfig, PicoDecoder
+    except ImportError:
+        return _StandIn()
+    cfg = PicoConfig(
+        d_model=D, n_layers=2, n_heads=2, n_kv_heads=1, vocab_size=VOCAB, max_seq_len=16
+    )
+    return PicoDecoder(cfg)
+
+
+class _StandIn(nn.Module):
+    """Causal stand-in with the decoder's ``hidden_states`` interface."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, D)
+        self.mix = nn.Linear(D, D)
+
+    def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
+        h = self.emb(ids).cumsum(1) / torch.arange(1, ids.shape[1] + 1).view(1, -1, 1)
+        return torch.tanh(self.mix(h))
+
+
+def _episode(seed: int = 0, ways: int = 4, shots: int = 2, queries: int = 2) -> Episode:
+    rng = np.random.default_rng(123)
+    pool = rng.integers(0, 40, size=(60, 16))
+    sampler = SMLMTSampler(
+        pool, np.arange(40), ways=ways, shots=shots, queries=queries, window=8, mask_id=MASK
+    )
+    return sampler.sample(np.random.default_rng(seed))
+
+
+def _cfg(**kw) -> MetaSection:
+    base = dict(ways=4, shots=2, queries=2, window=8, inner_steps=3, inner_lr=0.5, min_word_count=4)
+    base.update(kw)
+    return MetaSection(**base)
+
+
+def _head(dropout: float = 0.0) -> MetaHead:
+    torch.manual_seed(1)
+    return MetaHead(D, hidden=8, layers=2, dropout=dropout)
+
+
+def _t(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a)
+
+
+def _manual_logits(x: torch.Tensor, p: list[torch.Tensor]) -> torch.Tensor:
+    h = torch.relu(x @ p[0].T + p[1])
+    h = torch.relu(h @ p[2].T + p[3])
+    return h @ p[4].T + p[5]
+
+
+def _reference(backbone: nn.Module, head: MetaHead, ep: Episode, cfg: MetaSection):
+    """First-order MAML by hand: SGD on copies, query grad at the adapted weights."""
+    with torch.no_grad():
+        s = window_features(backbone, _t(ep.support_ids), _t(ep.support_mask), "mask")
+    phi = [w.detach().clone() for w in head.body_params()]
+    phi += [torch.zeros(ep.ways, 8), torch.zeros(ep.ways)]
+    for _ in range(cfg.inner_steps):
+        phi = [w.requires_grad_(True) for w in phi]
+        g = torch.autograd.grad(F.cross_entropy(_manual_logits(s, phi), _t(ep.support_labels)), phi)
+        phi = [(w - cfg.inner_lr * gi).detach() for w, gi in zip(phi, g, strict=True)]
+    phi = [w.requires_grad_(True) for w in phi]
+    q = window_features(backbone, _t(ep.query_ids), _t(ep.query_mask), "mask")
+    loss = F.cross_entropy(_manual_logits(q, phi), _t(ep.query_labels))
+    loss.backward()
+    return loss.detach(), [w.grad for w in phi[:4]]
+
+
+def test_gradients_equal_hand_computed_first_order_update() -> None:
+    ep, cfg = _episode(), _cfg()
+    backbone, head = _backbone(), _head()
+    ref_backbone, ref_head = copy.deepcopy(backbone), copy.deepcopy(head)
+    before = [w.detach().clone() for w in head.parameters()]
+
+    loss, metrics = episode_loss(backbone, head, ep, cfg)
+    assert all(w.grad is None for w in head.parameters())  # inner loop never touches .grad
+    assert all(torch.equal(a, b) for a, b in zip(before, head.parameters(), strict=True))
+    loss.backward()
+
+    ref_loss, ref_head_grads = _reference(ref_backbone, ref_head, ep, cfg)
+    torch.testing.assert_close(loss.detach(), ref_loss)
+    for got, want in zip(head.body_params(), ref_head_grads, strict=True):
+        torch.testing.assert_close(got.grad, want)
+    assert any(g.abs().sum() > 0 for g in ref_head_grads)
+    for (name, got), want in zip(
+        backbone.named_parameters(), ref_backbone.parameters(), strict=True
+    ):
+        if want.grad is None:
+            assert got.grad is None or not got.grad.any(), name
+        else:
+            torch.testing.assert_close(got.grad, want.grad, msg=name)
+    norm = torch.sqrt(sum((w.grad**2).sum() for w in head.body_params()))
+    assert metrics["head_grad_norm"] == pytest.approx(float(norm), rel=1e-5)
+    assert metrics["support_acc_before"] == pytest.approx(1 / ep.ways)  # zero output layer
+    assert set(metrics) >= {"support_acc_after", "query_acc", "query_loss", "head_weight_std"}
+    assert metrics["query_loss"] == pytest.approx(float(ref_loss), rel=1e-6)
+
+
+def test_no_support_leakage_into_outer_gradient() -> None:
+    """Support and query windows use disjoint token ids: support-only embedding rows
+    must get exactly zero gradient although the inner loop trained on them."""
+    ep = _episode()
+    s_ids = ep.support_ids % 20  # ids 0..19 (mask id kept separately below)
+    q_ids = 20 + ep.query_ids % 20  # ids 20..39
+    s_ids[ep.support_mask] = MASK
+    q_ids[ep.query_mask] = MASK
+    ep = Episode(
+        s_ids, ep.support_mask, ep.support_labels, q_ids, ep.query_mask, ep.query_labels,
+        ep.words, ep.seed, ep.support_places, ep.query_places,
+    )  # fmt: skip
+    backbone, head = _stand_in_with_grad(), _head()
+    loss, metrics = episode_loss(backbone, head, ep, _cfg(inner_steps=5))
+    loss.backward()
+    grad = backbone.emb.weight.grad
+    assert torch.count_nonzero(grad[:20]) == 0
+    assert torch.count_nonzero(grad[20:40]) > 0
+    assert metrics["support_acc_after"] >= metrics["support_acc_before"]
+
+
+def _stand_in_with_grad() -> _StandIn:
+    torch.manual_seed(0)
+    return _StandIn()
+
+
+def test_existing_grad_is_accumulated_not_overwritten() -> None:
+    ep, cfg = _episode(), _cfg()
+    backbone, head = _backbone(), _head()
+    loss, _ = episode_loss(copy.deepcopy(backbone), copy.deepcopy(head), ep, cfg)
+    fresh_b, fresh_h = copy.deepcopy(backbone), copy.deepcopy(head)
+    loss, _ = episode_loss(fresh_b, fresh_h, ep, cfg)
+    loss.backward()
+
+    torch.manual_seed(5)
+    for w in list(backbone.parameters()) + list(head.parameters()):
+        w.grad = torch.randn_like(w)
+    prior = [w.grad.clone() for w in list(backbone.parameters()) + list(head.parameters())]
+    loss, _ = episode_loss(backbone, head, ep, cfg)
+    loss.backward()
+    fresh = list(fresh_b.parameters()) + list(fresh_h.parameters())
+    now = list(backbone.parameters()) + list(head.parameters())
+    for w, p, f in zip(now, prior, fresh, strict=True):
+        expected = p + (f.grad if f.grad is not None else 0)
+        torch.testing.assert_close(w.grad, expected)
+
+
+def test_determinism_with_dropout() -> None:
+    ep, cfg = _episode(), _cfg()
+    runs = []
+    for _ in range(2):
+        backbone, head = _backbone(), _head(dropout=0.3)
+        torch.manual_seed(99)  # the global RNG must not matter
+        loss, metrics = episode_loss(backbone, head, ep, cfg)
+        loss.backward()
+        runs.append((loss.detach(), [w.grad.clone() for w in head.parameters()], metrics))
+        torch.rand(7)
+    assert torch.equal(runs[0][0], runs[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
+    assert runs[0][2] == runs[1][2]
+    other = _episode(seed=1)
+    loss2, _ = episode_loss(_backbone(), _head(dropout=0.3), other, cfg)
+    assert not torch.equal(loss2.detach(), runs[0][0])
+
+
+@pytest.mark.parametrize("output_init", ["zeros", "prototypes"])
+def test_sharded_ranks_average_to_single_process(output_init: str) -> None:
+    """Two simulated ranks (each its shard, features all-gathered) average to one process."""
+    ep, cfg = _episode(), _cfg(output_init=output_init)
+    backbone, head = _backbone(), _head(dropout=0.2)
+    loss, single_metrics = episode_loss(backbone, head, ep, cfg)
+    loss.backward()
+    single = [w.grad.clone() for w in list(backbone.parameters()) + list(head.parameters())]
+
+    b2, h2 = _backbone(), _head(dropout=0.2)
+    with torch.no_grad():
+        full = window_features(b2, _t(ep.support_ids), _t(ep.support_mask), "mask").float()
+
+    def fake_all_gather(local: torch.Tensor) -> torch.Tensor:
+        assert any(torch.allclose(local, part) for part in full.chunk(2))
+        return full.reshape(2, -1, full.shape[-1])
+
+    total = None
+    for rank in range(2):
+        for w in list(b2.parameters()) + list(h2.parameters()):
+            w.grad = None
+        loss, metrics = episode_loss(
+            b2, h2, ep, cfg, rank=rank, world_size=2, all_gather=fake_all_gather
+        )
+        assert metrics["support_acc_after"] == single_metrics["support_acc_after"]
+        loss.backward()
+        grads = [w.grad.clone() for w in list(b2.parameters()) + list(h2.parameters())]
+        total = grads if total is None else [a + b for a, b in zip(total, grads, strict=True)]
+    for a, b in zip(total, single, strict=True):
+        torch.testing.assert_close(a / 2, b)
+
+
+def test_uneven_shards_are_an_error() -> None:
+    from picomaml.errors import PicomamlError
+
+    with pytest.raises(PicomamlError, match="ranks"):
+        episode_loss(
+            _backbone(), _head(), _episode(), _cfg(), rank=0, world_size=3, all_gather=lambda t: t
+        )
+
+
+def test_prototype_init_is_nearest_centroid() -> None:
+    torch.manual_seed(0)
+    z = torch.randn(30, 5)
+    labels = torch.arange(30) % 3
+    w, b = init_output_layer("prototypes", 3, z, labels, 5, "cpu")
+    centroids = torch.stack([z[labels == c].mean(0) for c in range(3)])
+    nearest = torch.cdist(z, centroids).argmin(1)
+    assert torch.equal((z @ w.T + b).argmax(1), nearest)
+    zw, zb = init_output_layer("zeros", 3, None, labels, 5, "cpu")
+    assert not zw.any() and not zb.any()
+
+
+def test_dropout_masks_are_seeded_and_scaled() -> None:
+    a = dropout_masks(3, 0, 100, 8, 2, 0.25, torch.device("cpu"))
+    b = dropout_masks(3, 0, 100, 8, 2, 0.25, torch.device("cpu"))
+    c = dropout_masks(3, 1, 100, 8, 2, 0.25, torch.device("cpu"))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not torch.equal(a[0], c[0])
+    scale = torch.tensor(1 / 0.75, dtype=torch.float32).item()
+    assert set(torch.unique(a[0]).tolist()) <= {0.0, scale}
+    assert dropout_masks(3, 0, 100, 8, 2, 0.0, torch.device("cpu")) is None
+
+
+def test_last_representation() -> None:
+    backbone = _backbone()
+    ids = torch.randint(0, 40, (3, 8))
+    mask = torch.zeros(3, 8, dtype=torch.bool)
+    mask[:, 2] = True
+    mask[0, 5] = True
+    hidden = backbone.hidden_states(ids)
+    torch.testing.assert_close(window_features(backbone, ids, mask, "last"), hidden[:, -1])
+    feats = window_features(backbone, ids, mask, "mask")
+    torch.testing.assert_close(feats[0], (hidden[0, 2] + hidden[0, 5]) / 2)
+    torch.testing.assert_close(feats[1], hidden[1, 2])
