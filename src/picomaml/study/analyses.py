@@ -221,6 +221,7 @@ def analysis_scale(data: StudyData, ctx: Context) -> Analysis:
     )
     ax.bar([i + w / 2 for i in x], [r["MAML F1"] for r in rows], w, label="MAML", color=TREAT_COLOR)
     ax.set_xticks(list(x))
+    ax.set_xlim(-0.75, len(rows) - 0.25)
     ax.set_xticklabels([_size_label(r["size"], r["parameters"]) for r in rows])
     ax.set_ylabel("zero-shot micro-F1 (%)\nmean of tl_trg, tl_ugnayan, ceb_gja")
     ax2 = ax.twinx()

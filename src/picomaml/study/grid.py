@@ -347,8 +347,14 @@ def finetune_and_evaluate(
     ft_cfg = build_finetune_config(
         cfg.finetune, backbone=cell.backbone, source=cell.source, regime=cell.regime, seed=cell.seed
     )
-    finetune(ft_cfg, cell_dir, data_dir=data_dir)
-    datasets = [cell.source if d == "source" else d for d in cfg.evaluate.datasets]
-    if cell.source == "all":
-        datasets = [d for d in datasets if d != "all"]
-    evaluate_run(cell_dir, datasets=list(dict.fromkeys(datasets)), data_dir=data_dir)
+    with (cell_dir / "cell.log").open("a", encoding="utf-8") as log_fh:
+
+        def log(msg: str) -> None:
+            log_fh.write(msg + "\n")
+            log_fh.flush()
+
+        finetune(ft_cfg, cell_dir, data_dir=data_dir, log=log)
+        datasets = [cell.source if d == "source" else d for d in cfg.evaluate.datasets]
+        if cell.source == "all":
+            datasets = [d for d in datasets if d != "all"]
+        evaluate_run(cell_dir, datasets=list(dict.fromkeys(datasets)), data_dir=data_dir)

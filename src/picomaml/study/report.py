@@ -133,19 +133,24 @@ def demo_scale_reasons(
     backbones: list[dict[str, Any]], data: StudyData, finetune_keys: dict[str, set]
 ) -> list[str]:
     """Why these results are not paper-scale (empty list = paper-scale as far as we know)."""
-    reasons = []
+    by_reason: dict[str, list[str]] = defaultdict(list)
     for b in backbones:
         name = f"{b['variant']}-{b['size']}"
         if b.get("steps") is not None and b["steps"] < PAPER_STEPS:
-            reasons.append(f"{name} pretrained for {b['steps']} steps (paper: {PAPER_STEPS:,})")
+            by_reason[f"pretrained for {b['steps']} steps (paper: {PAPER_STEPS:,})"].append(name)
         if b.get("batch (seqs)") is not None and b["batch (seqs)"] < PAPER_BATCH:
-            reasons.append(
-                f"{name} used batches of {b['batch (seqs)']} sequences (paper: {PAPER_BATCH:,}+)"
+            by_reason[f"batches of {b['batch (seqs)']} sequences (paper: {PAPER_BATCH:,}+)"].append(
+                name
             )
         if b.get("seq len") is not None and b["seq len"] < PAPER_SEQ_LEN:
-            reasons.append(f"{name} used sequences of {b['seq len']} tokens (paper: 2,048)")
+            by_reason[f"sequences of {b['seq len']} tokens (paper: 2,048)"].append(name)
+    reasons = [f"{', '.join(names)}: {why}" for why, names in by_reason.items()]
     for key, values in finetune_keys.items():
-        if key.startswith("max_") and "sentences" in key and any(v is not None for v in values):
+        if (
+            key.startswith("max_")
+            and "sentences" in key
+            and any(v not in (None, 0) for v in values)
+        ):
             reasons.append(f"fine-tuning data was sliced ({key} = {sorted(map(str, values))})")
     if str(data.grid.get("name", "")).startswith("demo"):
         reasons.append("the grid is the demo grid")

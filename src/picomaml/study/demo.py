@@ -1,0 +1,138 @@
+"""``picomaml demo``: the whole study in miniature on a laptop CPU.
+
+Pretrain the grid's backbones from their ``pretrain_config`` presets (identical data,
+steps and seed; finished runs are reused, interrupted ones resumed), run the grid
+(fine-tune + zero-shot evaluation + checkpoint sweep), write the report and print its
+path. The report itself says loudly that these are demo-size models.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from picomaml.config import from_dict, load_yaml, to_dict
+from picomaml.errors import PicomamlError
+from picomaml.study.config import GridConfig, load_grid
+from picomaml.study.grid import run_grid
+from picomaml.study.report import write_report
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_CONFIG = "configs/study/demo.yaml"
+
+
+def resolve_repo_path(path: str | Path) -> Path:
+    """A config path as given (relative to the current dir), else relative to the checkout."""
+    p = Path(path)
+    if p.exists() or p.is_absolute():
+        return p
+    alt = REPO_ROOT / p
+    return alt if alt.exists() else p
+
+
+def latest_step(run_dir: Path) -> int | None:
+    """Step named by ``checkpoints/latest`` (None when the run has no checkpoint)."""
+    pointer = run_dir / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return None
+    name = pointer.read_text(encoding="utf-8").strip()
+    try:
+        return int(name.removeprefix("step_"))
+    except ValueError as exc:
+        raise PicomamlError(f"{pointer}: expected 'step_N', got {name!r}") from exc
+
+
+def _same_config(saved: Path, wanted: object) -> bool:
+    from picomaml.pretrain.config import PretrainConfig
+
+    try:
+        old = from_dict(PretrainConfig, load_yaml(saved))
+    except PicomamlError:
+        return False
+    a, b = to_dict(old), to_dict(wanted)
+    # Paths are recorded resolved; the settings that define the experiment must match.
+    for section in ("model", "training", "meta"):
+        if a.get(section) != b.get(section):
+            return False
+    return a["data"]["seq_len"] == b["data"]["seq_len"]
+
+
+def ensure_backbones(
+    grid: GridConfig, results_dir: Path, data_dir: Path | None, say: Callable[[str], None]
+) -> None:
+    """Pretrain every backbone of ``grid`` that is not finished yet (resume if started)."""
+    from picomaml.pretrain.config import load_pretrain_config
+    from picomaml.pretrain.trainer import run_pretraining
+
+    for b in grid.backbones:
+        run_dir = b.resolved_path(results_dir)
+        if b.pretrain_config is None:
+            if not run_dir.exists():
+                raise PicomamlError(f"backbone {run_dir} does not exist and has no pretrain_config")
+            continue
+        cfg = load_pretrain_config(resolve_repo_path(b.pretrain_config), b.pretrain_overrides)
+        done = latest_step(run_dir)
+        if done is not None and (run_dir / "config.yaml").is_file():
+            if not _same_config(run_dir / "config.yaml", cfg):
+                raise PicomamlError(
+                    f"{run_dir} was pretrained with another config than {b.pretrain_config}; "
+                    "delete it or pass another --out"
+                )
+            if done >= cfg.training.max_steps:
+                say(f"reusing finished pretraining run {run_dir} (step {done})")
+                continue
+        t0 = time.perf_counter()
+        say(f"pretraining {b.variant}-{b.size} -> {run_dir} ({cfg.training.max_steps} steps)")
+        run_pretraining(cfg, run_dir, resume=done is not None, data_dir=data_dir)
+        say(f"pretrained {b.variant}-{b.size} in {time.perf_counter() - t0:.0f}s")
+
+
+def headline(results_dir: Path) -> list[str]:
+    """The scale table's rows as short lines for the terminal."""
+    path = results_dir / "tables" / "scale.json"
+    if not path.is_file():
+        return []
+    payload = json.loads(path.read_text(encoding="utf-8"))
+    if payload.get("unavailable"):
+        return [f"zero-shot comparison not available: {payload['unavailable']}"]
+    lines = []
+    for row in payload["tables"][0]["rows"]:
+        lines.append(
+            f"{row['size']}: zero-shot F1 vanilla {row['vanilla F1']:.1f}% vs MAML "
+            f"{row['MAML F1']:.1f}% ({row['delta (pp)']:+.1f} pp over {row['pairs']} pairs)"
+        )
+    return lines
+
+
+def run_demo(
+    out: str | Path = "results/demo",
+    data_dir: Path | None = None,
+    config: str | Path = DEFAULT_CONFIG,
+    workers: int = 1,
+) -> Path:
+    """Pretrain, run the grid, write the report; returns the report path."""
+
+    def say(msg: str) -> None:
+        print(f"demo: {msg}", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    results_dir = Path(out)
+    grid = load_grid(resolve_repo_path(config))
+    ensure_backbones(grid, results_dir, data_dir, say)
+    t1 = time.perf_counter()
+    summary = run_grid(grid, results_dir, workers=workers, data_dir=data_dir)
+    say(summary.line())
+    t2 = time.perf_counter()
+    report = write_report(results_dir, data_dir=data_dir)
+    t3 = time.perf_counter()
+    say(f"time: pretraining {t1 - t0:.0f}s, grid {t2 - t1:.0f}s, report {t3 - t2:.0f}s")
+    for line in headline(results_dir):
+        say(line)
+    if summary.failed:
+        say(
+            f"{len(summary.failed)} cell(s) failed; their error.json files are listed in the report"
+        )
+    return report
