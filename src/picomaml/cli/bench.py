@@ -1,12 +1,74 @@
-"""CLI: picomaml bench."""
+"""CLI: ``picomaml bench pretrain`` and ``picomaml bench ner`` (speed benchmarks).
+
+Benchmarks are measurements, not timed tests: they write a JSON report (``--out``)
+and print a summary. Each is imported only when asked for, so one area's missing
+module never breaks the other.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 
-from picomaml.cli._stub import register_stub
+from picomaml.errors import PicomamlError
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from picomaml.data.paths import resolve_data_dir
+    from picomaml.pretrain.bench import main
+
+    try:
+        data_dir = resolve_data_dir(args.data_dir)
+    except PicomamlError:
+        if args.data_dir is not None:
+            raise
+        data_dir = None  # synthetic token pool; timings do not depend on token identities
+    main(
+        size=args.size,
+        out=args.out,
+        data_dir=data_dir,
+        device=args.device,
+        ways=args.ways,
+        seq_len=args.seq_len,
+        warmup=args.warmup,
+        iters=args.iters,
+    )
+    return 0
+
+
+def _ner(args: argparse.Namespace) -> int:
+    try:
+        module = importlib.import_module("picomaml.ner.bench")
+    except ModuleNotFoundError as exc:
+        if exc.name != "picomaml.ner.bench":
+            raise
+        raise PicomamlError("'picomaml bench ner' is not implemented yet") from exc
+    return int(module.main(args) or 0)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `bench` command."""
-    register_stub(sub, "bench", "speed benchmarks")
+    """Add the ``bench`` command with its ``pretrain`` and ``ner`` subcommands."""
+    parser = sub.add_parser("bench", help="speed benchmarks (JSON reports)")
+    which = parser.add_subparsers(dest="bench", metavar="BENCH")
+    parser.set_defaults(func=lambda a: parser.print_help() or 2)
+
+    p = which.add_parser(
+        "pretrain",
+        help="AR vs first-order MAML micro-batch throughput at equal token counts",
+    )
+    p.add_argument("--size", default="tiny", choices=["tiny", "small", "medium", "large"])
+    p.add_argument("--out", default=None, help="write the JSON report here")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    p.add_argument(
+        "--ways", type=int, default=None, help="episode ways (default 32 on CUDA, 8 on CPU)"
+    )
+    p.add_argument("--seq-len", type=int, default=2048, help="AR row length (default 2048)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed iterations per branch")
+    p.add_argument("--iters", type=int, default=5, help="timed iterations per branch")
+    p.set_defaults(func=_pretrain)
+
+    n = which.add_parser("ner", help="NER benchmarks (CRF, cached-feature head training)")
+    n.add_argument("--out", default=None, help="write the JSON report here")
+    n.add_argument("--quick", action="store_true", help="smaller sizes for a fast check")
+    n.add_argument("--iters", type=int, default=None, help="timed iterations")
+    n.set_defaults(func=_ner)

@@ -1,0 +1,96 @@
+"""Pretraining bench and shared step functions: report shape, equal token counts, AR loss."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from picomaml.cli.main import main as cli_main
+from picomaml.pretrain.bench import main as bench_main
+from picomaml.pretrain.config import MetaSection
+from picomaml.pretrain.steps import ar_loss, build_sampler
+
+VOCAB = 50304
+
+
+class _TinyLM(nn.Module):
+    """Causal stand-in with the decoder's ``forward``/``hidden_states`` interface."""
+
+    def __init__(self, d: int = 8) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(VOCAB, d)
+        self.out = nn.Linear(d, VOCAB, bias=False)
+
+    def hidden_states(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.emb(ids).cumsum(1) / torch.arange(1, ids.shape[1] + 1).view(1, -1, 1)
+
+    def forward(self, ids: torch.Tensor, return_hidden: bool = False):
+        h = self.hidden_states(ids)
+        return (self.out(h), h) if return_hidden else self.out(h)
+
+
+def _tiny_model() -> nn.Module:
+    torch.manual_seed(0)
+    try:
+        from picomaml.model import PicoConfig, PicoDecoder
+    except ImportError:
+        return _TinyLM()
+    return PicoDecoder(PicoConfig(d_model=16, n_layers=1, n_heads=2, n_kv_heads=1, max_seq_len=64))
+
+
+def test_ar_loss_matches_brute_force() -> None:
+    model = _tiny_model()
+    rows = torch.randint(0, 1000, (3, 9))
+    logits = model(rows[:, :-1])
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    expected = torch.stack(
+        [-F.log_softmax(logits[b, t], -1)[rows[b, t + 1]] for b in range(3) for t in range(8)]
+    ).mean()
+    torch.testing.assert_close(ar_loss(model, rows), expected)
+    with pytest.raises(ValueError):
+        ar_loss(model, rows[:, :1])
+
+
+def test_build_sampler_limits_the_pool() -> None:
+    vocab = [" " + "abcdefghij"[i % 10] * (1 + i // 10) if i < 50 else "x" for i in range(60)]
+    rows = np.random.default_rng(0).integers(0, 50, size=(100, 33))
+    meta = MetaSection(
+        ways=4,
+        shots=2,
+        queries=2,
+        window=16,
+        min_word_count=8,
+        pool_tokens=330,
+        max_word_frequency=1.0,
+    )
+    sampler = build_sampler(meta, rows, vocab, mask_id=99)
+    assert sampler.rows.shape == (10, 33)
+    ep = sampler.sample(np.random.default_rng(0))
+    assert ep.support_ids.shape == (8, 16) and ep.query_ids.shape == (8, 16)
+
+
+def test_bench_report(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    report = bench_main(
+        out=out, model=_tiny_model(), device="cpu", ways=4, shots=2, queries=2, window=16,
+        seq_len=32, warmup=1, iters=1, data_dir=None,
+    )  # fmt: skip
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    cfg = report["config"]
+    assert cfg["tokens_per_microbatch"] == 4 * 4 * 16 == cfg["ar_rows"] * 32
+    assert report["maml_over_ar_time"] == pytest.approx(
+        report["ar"]["tokens_per_s"] / report["maml"]["tokens_per_s"]
+    )
+    assert report["device"] == "cpu" and report["dtype"] == "float32"
+
+
+def test_bench_cli_rejects_token_mismatch(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["bench", "pretrain", "--ways", "3", "--seq-len", "1000", "--device", "cpu"])
+    assert code == 2
+    assert "multiple of --seq-len" in capsys.readouterr().err
