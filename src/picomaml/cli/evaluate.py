@@ -1,12 +1,40 @@
-"""CLI: picomaml evaluate."""
+"""CLI: ``picomaml evaluate RUN_DIR`` (zero-shot and in-language NER scores)."""
 
 from __future__ import annotations
 
 import argparse
 
-from picomaml.cli._stub import register_stub
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `evaluate` command."""
-    register_stub(sub, "evaluate", "zero-shot NER evaluation")
+    p = sub.add_parser(
+        "evaluate",
+        help="score a fine-tuning run on the zero-shot targets, PUD and the source test set",
+        description=(
+            "Writes RUN_DIR/results.json (seqeval default and strict modes, per type, bootstrap "
+            "95%% CI), predictions/{code}.iob2 and confidence/{code}.jsonl. Default datasets: "
+            "tl_trg tl_ugnayan ceb_gja, the six PUD sets and the source's test set (for source "
+            "'all', each of the nine sources' test sets separately)."
+        ),
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--datasets", nargs="+", help="dataset codes to score ('all' = nine sources)")
+    p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from picomaml.ner.evaluate import evaluate_run
+
+    path = evaluate_run(
+        args.run_dir,
+        datasets=args.datasets,
+        data_dir=args.data_dir,
+        n_resamples=args.n_resamples,
+        seed=args.seed,
+        device=args.device,
+    )
+    print(path)
+    return 0

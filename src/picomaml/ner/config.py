@@ -1,0 +1,114 @@
+"""Typed fine-tuning configuration (``configs/finetune/*.yaml``, ``finetune.yaml`` in a run dir).
+
+Flat on purpose: the study grid builds one of these per cell from a few grid-wide keys plus
+``backbone``/``source``/``regime``/``seed`` (see ``picomaml.study.grid``), and a CLI override is
+then just ``key=value``. Every key is validated by :func:`picomaml.config.load_config`;
+inconsistent values raise :class:`PicomamlError` naming the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from picomaml.errors import PicomamlError
+
+Regime = Literal["head", "full"]
+Size = Literal["tiny", "small", "medium", "large"]
+
+
+def _check(cond: bool, key: str, expected: str, value: object) -> None:
+    if not cond:
+        raise PicomamlError(f"{key}: expected {expected}, got {value!r}")
+
+
+@dataclass
+class LearningRates:
+    """AdamW learning rate per regime (the paper uses 3e-5 for both)."""
+
+    head: float = 3e-5
+    full: float = 3e-5
+
+    def __post_init__(self) -> None:
+        for name in ("head", "full"):
+            value = getattr(self, name)
+            _check(value > 0, f"lr.{name}", "a positive number", value)
+
+
+@dataclass
+class FinetuneConfig:
+    """One fine-tuning run: which backbone, which source language, which regime.
+
+    ``size`` is what the run *claims* the backbone to be; when set, a backbone of another
+    shape is an error instead of a silently mislabelled result. ``max_train_sentences`` and
+    ``max_dev_sentences`` take the first N sentences (0 = all) for demos and tests; they are
+    recorded in ``finetune.yaml`` and ``run.json`` so a truncated run is never mistaken for a
+    full one. ``window`` is the subword window fed to the backbone (``None`` = the
+    backbone's ``max_seq_len``); longer sentences are split into overlapping windows.
+    ``eval_every`` is in optimizer steps; 0 means once at the end of every epoch.
+    ``patience`` counts evaluations without improvement of source dev micro-F1.
+    """
+
+    backbone: str
+    source: str = "sk_snk"
+    regime: Regime = "head"
+    seed: int = 0
+    size: Size | None = None
+    lr: LearningRates = field(default_factory=LearningRates)
+    weight_decay: float = 0.01
+    epochs: int = 10
+    patience: int = 3
+    batch_size: int = 32
+    eval_every: int = 0
+    log_every: int = 10
+    grad_clip: float = 1.0
+    dropout: float = 0.0
+    max_train_sentences: int = 0
+    max_dev_sentences: int = 0
+    constraints: bool = False
+    dev_split: Literal["dev", "test"] = "dev"
+    window: int | None = None
+    feature_batch_size: int = 32
+    feature_cache_dir: str | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _check(bool(self.backbone), "backbone", "a path to a backbone", self.backbone)
+        _check(bool(self.source), "source", "a UNER dataset code or 'all'", self.source)
+        _check(self.seed >= 0, "seed", "an integer >= 0", self.seed)
+        _check(self.weight_decay >= 0, "weight_decay", "a number >= 0", self.weight_decay)
+        _check(self.epochs >= 1, "epochs", "an integer >= 1", self.epochs)
+        _check(self.patience >= 1, "patience", "an integer >= 1", self.patience)
+        _check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        _check(
+            self.eval_every >= 0, "eval_every", "an integer >= 0 (0 = every epoch)", self.eval_every
+        )
+        _check(self.log_every >= 1, "log_every", "an integer >= 1", self.log_every)
+        _check(self.grad_clip >= 0, "grad_clip", "a number >= 0 (0 = off)", self.grad_clip)
+        _check(0 <= self.dropout < 1, "dropout", "a number in [0, 1)", self.dropout)
+        for name in ("max_train_sentences", "max_dev_sentences"):
+            value = getattr(self, name)
+            _check(value >= 0, name, "an integer >= 0 (0 = all)", value)
+        _check(
+            self.window is None or self.window >= 8,
+            "window",
+            "null (the backbone's max_seq_len) or an integer >= 8",
+            self.window,
+        )
+        _check(
+            self.feature_batch_size >= 1,
+            "feature_batch_size",
+            "an integer >= 1",
+            self.feature_batch_size,
+        )
+        _check(
+            self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+            "device",
+            "'auto', 'cpu', 'cuda[:N]' or 'mps'",
+            self.device,
+        )
+
+    @property
+    def learning_rate(self) -> float:
+        """The learning rate of this run's regime."""
+        return self.lr.head if self.regime == "head" else self.lr.full

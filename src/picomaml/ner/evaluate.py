@@ -1,0 +1,255 @@
+"""Score a fine-tuning run on the zero-shot targets, the PUD sets and the source's test set(s).
+
+``evaluate_run`` writes, in the RUN_DIR (layout in ``docs/DESIGN.md``):
+
+* ``predictions/{code}.iob2``: ``index\\ttoken\\tgold\\tpred``, a blank line between sentences;
+* ``confidence/{code}.jsonl``: per sentence the CRF marginal probability of each gold tag;
+* ``results.json`` last (atomically): seqeval micro and per-type scores in default
+  (headline) and strict IOB2 mode, plus a seeded sentence-level bootstrap 95% interval of the
+  default-mode micro F1. Datasets already in an earlier ``results.json`` of the same run and
+  not re-scored are kept.
+
+Default datasets: ``tl_trg tl_ugnayan ceb_gja``, the six PUD sets, and the source's own test
+set; for source ``all`` each of the nine sources' test sets is scored *separately* (under its
+own code), so a number keyed ``sk_snk`` always means the same test set in every run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from picomaml.config import load_config
+from picomaml.errors import PicomamlError
+from picomaml.ner.config import FinetuneConfig
+from picomaml.ner.crf import CRFTagger
+from picomaml.ner.features import backbone_shape, encode_sentences, word_features
+from picomaml.ner.finetune import (
+    BACKBONE_DIR,
+    FINETUNE_YAML,
+    HEAD_FILE,
+    RUN_JSON,
+    Logger,
+    _stderr,
+    decode_features,
+    gold_marginals,
+    ids_to_tags,
+    load_head,
+    load_sentences,
+    resolve_device,
+    tag_ids,
+)
+from picomaml.ner.metrics import bootstrap_f1_ci, entity_scores
+
+RESULTS_JSON = "results.json"
+
+
+@dataclass
+class LoadedRun:
+    """A fine-tuned model ready to tag: backbone, CRF head, tokenizer and window."""
+
+    run_dir: Path
+    cfg: FinetuneConfig
+    run: dict[str, Any]
+    model: torch.nn.Module
+    tagger: CRFTagger
+    tokenizer: Any
+    window: int
+    batch_size: int
+
+    @torch.no_grad()
+    def features(self, sentences: Sequence[Sequence[str]]) -> list[Tensor]:
+        """Word features of each sentence (every word scored, long sentences windowed)."""
+        from picomaml.data.tokenizer import EOS_ID
+
+        encoded = encode_sentences(self.tokenizer, sentences, self.window)
+        return word_features(
+            self.model, encoded, [len(s) for s in sentences], self.batch_size, EOS_ID
+        )
+
+    def predict(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
+        """Viterbi tags for each sentence of words."""
+        return ids_to_tags(decode_features(self.tagger, self.features(sentences)))
+
+
+def _read_run_json(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / RUN_JSON
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PicomamlError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def load_run(
+    run_dir: str | Path, device: str = "auto", data_dir: str | Path | None = None
+) -> LoadedRun:
+    """Load a fine-tuning RUN_DIR; missing files and a changed backbone are clear errors."""
+    from picomaml.data.tokenizer import load_tokenizer
+    from picomaml.model import load_pico
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PicomamlError(f"run dir {run_dir} does not exist")
+    missing = [n for n in (FINETUNE_YAML, RUN_JSON, HEAD_FILE) if not (run_dir / n).is_file()]
+    if missing:
+        raise PicomamlError(
+            f"run dir {run_dir} is missing {', '.join(missing)}: it is not a finished "
+            "fine-tuning run (run `picomaml finetune ... --out RUN_DIR` first)"
+        )
+    cfg = load_config(FinetuneConfig, run_dir / FINETUNE_YAML)
+    run = _read_run_json(run_dir)
+    for key in ("backbone", "backbone_config", "regime"):
+        if key not in run:
+            raise PicomamlError(f"{run_dir / RUN_JSON}: missing key {key!r}")
+    if run["regime"] == "full":
+        folder = run_dir / BACKBONE_DIR
+        if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+            raise PicomamlError(
+                f"run dir {run_dir} is a full-regime run but {BACKBONE_DIR}/ lacks "
+                "config.json or model.safetensors"
+            )
+    else:
+        folder = Path(run["backbone"])
+        if not (folder / "model.safetensors").is_file():
+            raise PicomamlError(
+                f"the backbone of {run_dir}, {folder}, is gone (no model.safetensors there)"
+            )
+    model = load_pico(folder)
+    want = backbone_shape(run["backbone_config"])
+    got = backbone_shape(model.config)
+    if want != got:
+        raise PicomamlError(
+            f"backbone {folder} has shape {got}, but {run_dir / RUN_JSON} was fine-tuned on "
+            f"{want}: the backbone changed since fine-tuning"
+        )
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    tagger = load_head(run_dir, int(model.config.d_model), cfg.constraints).to(dev).eval()
+    window = int(run.get("window") or model.config.max_seq_len)
+    return LoadedRun(
+        run_dir, cfg, run, model, tagger, load_tokenizer(data_dir), window, cfg.feature_batch_size
+    )
+
+
+def default_datasets(source: str) -> list[str]:
+    """Targets, PUD sets, then the source's test set (each source's for ``all``)."""
+    from picomaml.data.registry import PUD, SOURCES, TARGETS
+
+    own = list(SOURCES) if source == "all" else [source]
+    return list(dict.fromkeys([*TARGETS, *PUD, *own]))
+
+
+def write_predictions(path: Path, sentences: Sequence[Any], pred: Sequence[Sequence[str]]) -> None:
+    """``index\\ttoken\\tgold\\tpred`` lines (index from 1), a blank line after each sentence."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for sent, tags in zip(sentences, pred, strict=True):
+            for i, (tok, gold, p) in enumerate(zip(sent.tokens, sent.tags, tags, strict=True), 1):
+                fh.write(f"{i}\t{tok}\t{gold}\t{p}\n")
+            fh.write("\n")
+
+
+def write_confidence(
+    path: Path,
+    sentences: Sequence[Any],
+    pred: Sequence[Sequence[str]],
+    p_gold: Sequence[Sequence[float]],
+) -> None:
+    """One JSON object per sentence: sent_id, tokens, gold, pred, p_gold."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for k, (sent, tags, probs) in enumerate(zip(sentences, pred, p_gold, strict=True)):
+            row = {
+                "sent_id": getattr(sent, "sent_id", None) or str(k),
+                "tokens": list(sent.tokens),
+                "gold": list(sent.tags),
+                "pred": list(tags),
+                "p_gold": [round(p, 6) for p in probs],
+            }
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def score_dataset(
+    gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], n_resamples: int, seed: int
+) -> dict[str, Any]:
+    """The ``results.json`` entry of one dataset (schema in ``docs/DESIGN.md``)."""
+    default = entity_scores(gold, pred, mode="default")
+    strict = entity_scores(gold, pred, mode="strict")
+    boot = bootstrap_f1_ci(gold, pred, n_resamples=n_resamples, seed=seed, mode="default")
+    return {
+        "n_sentences": len(gold),
+        "n_gold_entities": int(default["micro"]["support"]),
+        "default": default,
+        "strict": strict,
+        "bootstrap": {
+            "n_resamples": n_resamples,
+            "seed": seed,
+            "mode": "default",
+            "f1_ci95": boot["f1_ci95"],
+        },
+    }
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    datasets: Sequence[str] | None = None,
+    data_dir: str | Path | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    device: str = "auto",
+    log: Logger | None = _stderr,
+) -> Path:
+    """Score ``run_dir`` on ``datasets`` (default: see module docstring); returns results.json."""
+    from picomaml.data.paths import resolve_data_dir
+    from picomaml.data.registry import SOURCES
+
+    say = log or (lambda _msg: None)
+    if n_resamples < 1:
+        raise PicomamlError(f"--n-resamples must be >= 1, got {n_resamples}")
+    data_root = resolve_data_dir(data_dir)
+    loaded = load_run(run_dir, device=device, data_dir=data_root)
+    run_dir = loaded.run_dir
+    codes = list(datasets) if datasets else default_datasets(loaded.run["source"])
+    codes = [c for part in codes for c in (SOURCES if part == "all" else [part])]
+    codes = list(dict.fromkeys(codes))
+    results_path = run_dir / RESULTS_JSON
+    previous: dict[str, Any] = {}
+    if results_path.is_file():
+        try:
+            previous = json.loads(results_path.read_text(encoding="utf-8")).get("datasets", {})
+        except json.JSONDecodeError:
+            previous = {}
+    out: dict[str, Any] = {}
+    for code in codes:
+        t0 = time.perf_counter()
+        sentences, info = load_sentences(code, "test", data_root)
+        feats = loaded.features([s.tokens for s in sentences])
+        pred = ids_to_tags(decode_features(loaded.tagger, feats, loaded.batch_size))
+        p_gold = gold_marginals(loaded.tagger, feats, tag_ids(sentences), loaded.batch_size)
+        gold = [list(s.tags) for s in sentences]
+        entry = score_dataset(gold, pred, n_resamples, seed)
+        entry["read_report"] = info["read_report"]
+        out[code] = entry
+        write_predictions(run_dir / "predictions" / f"{code}.iob2", sentences, pred)
+        write_confidence(run_dir / "confidence" / f"{code}.jsonl", sentences, pred, p_gold)
+        lo, hi = entry["bootstrap"]["f1_ci95"]
+        say(
+            f"evaluate {code}: F1 {entry['default']['micro']['f1']:.4f} "
+            f"[{lo:.4f}, {hi:.4f}] strict {entry['strict']['micro']['f1']:.4f} "
+            f"({len(sentences)} sentences, {time.perf_counter() - t0:.1f}s)"
+        )
+    merged = {k: v for k, v in previous.items() if k not in out} | out
+    results = {"run": loaded.run, "datasets": merged}
+    tmp = results_path.with_name(f".{RESULTS_JSON}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(results_path)
+    say(f"wrote {results_path}")
+    return results_path

@@ -1,0 +1,359 @@
+"""Backbone resolution and word-level features for the CRF head.
+
+A word's feature is the backbone's final (normed) hidden state at the word's *first* subword.
+Sentences longer than the subword window are split by :mod:`picomaml.data.align` into
+overlapping windows; each word is scored in exactly one window (the one giving it the most
+left context), so no word is ever dropped. Windows are right-padded and batched: the decoder
+is causal, so padding on the right cannot change the states of real positions.
+
+For the head-only regime the backbone is frozen, so features are computed once under
+``no_grad`` and reused every epoch (:class:`FeatureCache`), optionally on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from torch import Tensor
+
+from picomaml.errors import PicomamlError
+
+#: Fields of a ``PicoConfig`` that define the backbone's shape (``max_seq_len`` and RoPE
+#: settings are not: the same weights run with any window).
+SHAPE_KEYS: tuple[str, ...] = (
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "n_kv_heads",
+    "vocab_size",
+    "activation_hidden_dim",
+)
+SIZES: tuple[str, ...] = ("tiny", "small", "medium", "large")
+_STEP_RE = re.compile(r"^step_(\d+)$")
+_PICO_FILES = ("config.json", "model.safetensors")
+
+
+# --- backbone resolution -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedBackbone:
+    """Where a backbone's weights are, and what is known about where they came from."""
+
+    folder: Path
+    requested: str
+    step: int | None
+    run_dir: Path | None
+    variant: str | None
+
+
+def _check_pico_folder(folder: Path, what: str) -> None:
+    missing = [name for name in _PICO_FILES if not (folder / name).is_file()]
+    if missing:
+        raise PicomamlError(
+            f"{what} {folder} is missing {', '.join(missing)}: expected a Pico HF folder "
+            "(config.json + model.safetensors), a pretraining run dir (with "
+            "checkpoints/latest) or a checkpoints/step_N folder"
+        )
+
+
+def _pretrain_variant(run_dir: Path) -> str | None:
+    """``maml`` or ``vanilla`` from a pretraining run's ``config.yaml`` (None if unknown)."""
+    cfg_path = run_dir / "config.yaml"
+    if not cfg_path.is_file():
+        return None
+    try:
+        data = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise PicomamlError(f"{cfg_path}: not valid YAML ({exc})") from exc
+    meta = data.get("meta") if isinstance(data, dict) else None
+    if not isinstance(meta, dict) or "enabled" not in meta:
+        return None
+    return "maml" if meta["enabled"] else "vanilla"
+
+
+def resolve_backbone(path: str | Path) -> ResolvedBackbone:
+    """Find the Pico HF folder behind ``path``.
+
+    ``path`` may be a Pico HF folder, a pretraining run dir (``checkpoints/latest`` names the
+    step folder used) or a ``checkpoints/step_N`` folder. Missing files are errors naming the
+    file, never a silent fallback to another checkpoint.
+    """
+    requested = str(path)
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise PicomamlError(f"backbone {path} does not exist")
+    if not path.is_dir():
+        raise PicomamlError(f"backbone {path} is not a directory")
+    run_dir: Path | None = None
+    if (path / "checkpoints").is_dir() and not (path / "config.json").is_file():
+        run_dir = path
+        latest = path / "checkpoints" / "latest"
+        if not latest.is_file():
+            raise PicomamlError(
+                f"pretraining run dir {path} has no checkpoints/latest (a text file holding "
+                "step_N); pass a checkpoints/step_N folder instead"
+            )
+        name = latest.read_text(encoding="utf-8").strip()
+        if not _STEP_RE.match(name):
+            raise PicomamlError(f"{latest}: expected 'step_N', got {name!r}")
+        folder = path / "checkpoints" / name
+        if not folder.is_dir():
+            raise PicomamlError(f"{latest} names {name}, but {folder} does not exist")
+    else:
+        folder = path
+        if folder.parent.name == "checkpoints" and _STEP_RE.match(folder.name):
+            run_dir = folder.parent.parent
+    _check_pico_folder(folder, "backbone folder")
+    match = _STEP_RE.match(folder.name)
+    step = int(match.group(1)) if match else None
+    variant = _pretrain_variant(run_dir) if run_dir is not None else None
+    return ResolvedBackbone(folder.resolve(), requested, step, run_dir, variant)
+
+
+def backbone_shape(config: object) -> dict[str, int]:
+    """Shape-defining fields of a ``PicoConfig`` or its dict (effective feed-forward width)."""
+    if isinstance(config, dict):
+        shape = {key: config.get(key) for key in SHAPE_KEYS}
+    else:
+        shape = {key: getattr(config, key, None) for key in SHAPE_KEYS}
+    if shape["activation_hidden_dim"] is None:
+        shape["activation_hidden_dim"] = 4 * int(shape["d_model"])
+    return shape
+
+
+def tier_of(config: object) -> str | None:
+    """The paper tier whose shape ``config`` has, or None for a custom shape."""
+    from picomaml.model import config_for
+
+    shape = backbone_shape(config)
+    for size in SIZES:
+        if backbone_shape(config_for(size)) == shape:
+            return size
+    return None
+
+
+def check_size(config: object, size: str | None, where: str) -> None:
+    """Raise if the backbone at ``where`` is not of tier ``size`` (no check when None)."""
+    if size is None:
+        return
+    from picomaml.model import config_for
+
+    want, got = backbone_shape(config_for(size)), backbone_shape(config)
+    diffs = [f"{k} {got[k]} (a {size} backbone has {want[k]})" for k in want if want[k] != got[k]]
+    if diffs:
+        actual = tier_of(config)
+        what = f"a {actual} backbone" if actual else "a backbone of a custom shape"
+        raise PicomamlError(
+            f"backbone {where} is {what}, but the fine-tuning config says size: {size}: "
+            + "; ".join(diffs)
+            + ". Fix `size` (or set it to null) or pass the right backbone"
+        )
+
+
+def load_backbone(path: str | Path, size: str | None = None):  # -> (PicoDecoder, Resolved)
+    """Resolve and load a backbone, checking its tier against ``size`` before loading weights."""
+    from picomaml.model import PicoConfig, load_pico
+
+    resolved = resolve_backbone(path)
+    cfg_path = resolved.folder / "config.json"
+    try:
+        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PicomamlError(f"{cfg_path}: not valid JSON ({exc})") from exc
+    known = {k: v for k, v in raw.items() if k in PicoConfig.__dataclass_fields__}
+    try:
+        check_size(PicoConfig(**known), size, str(resolved.folder))
+    except TypeError as exc:
+        raise PicomamlError(f"{cfg_path}: not a Pico config ({exc})") from exc
+    model = load_pico(resolved.folder)
+    check_size(model.config, size, str(resolved.folder))
+    return model, resolved
+
+
+# --- words -> windows ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """One backbone input: subword ``ids`` and, for each word scored here, the position of its
+    first subword (``positions``) and its index in the sentence (``words``)."""
+
+    ids: tuple[int, ...]
+    positions: tuple[int, ...]
+    words: tuple[int, ...]
+
+
+def encode_sentence(tokenizer, words: Sequence[str], window: int) -> list[Window]:
+    """Subword windows of one sentence; every word is scored in exactly one window.
+
+    An empty sentence has no window (its feature matrix is ``[0, d]``).
+    """
+    from picomaml.data.align import align_words, make_windows
+
+    if not words:
+        return []
+    aligned = align_words(tokenizer, list(words))
+    out = [
+        Window(tuple(w.input_ids), tuple(w.first_positions), tuple(w.word_indices))
+        for w in make_windows(aligned, window)
+    ]
+    scored = sorted(i for w in out for i in w.words)
+    if scored != list(range(len(words))):
+        raise PicomamlError(
+            f"internal: windows of a {len(words)}-word sentence score words {scored[:10]}..."
+        )
+    return out
+
+
+def encode_sentences(
+    tokenizer, sentences: Sequence[Sequence[str]], window: int
+) -> list[list[Window]]:
+    """:func:`encode_sentence` for many sentences."""
+    return [encode_sentence(tokenizer, words, window) for words in sentences]
+
+
+# --- features ------------------------------------------------------------------------------
+
+
+def word_features(
+    model: torch.nn.Module,
+    encoded: Sequence[Sequence[Window]],
+    n_words: Sequence[int],
+    batch_size: int = 32,
+    pad_id: int = 0,
+) -> list[Tensor]:
+    """First-subword hidden states per word: one ``[n_words, d]`` tensor per sentence.
+
+    Windows of all sentences are batched together (longest first, to waste little padding)
+    and right-padded. Differentiable when grad is enabled (the full regime), so callers wrap
+    it in ``torch.no_grad()`` when they only need values.
+    """
+    device = next(model.parameters()).device
+    d_model = int(model.config.d_model)
+    flat = [(s, w) for s, windows in enumerate(encoded) for w in windows]
+    order = sorted(range(len(flat)), key=lambda k: -len(flat[k][1].ids))
+    pieces: list[list[tuple[Tensor, Tensor]]] = [[] for _ in encoded]
+    for start in range(0, len(order), batch_size):
+        chunk = [flat[k] for k in order[start : start + batch_size]]
+        length = max(len(w.ids) for _, w in chunk)
+        ids = torch.full((len(chunk), length), pad_id, dtype=torch.long)
+        for row, (_, w) in enumerate(chunk):
+            ids[row, : len(w.ids)] = torch.tensor(w.ids, dtype=torch.long)
+        hidden = model.hidden_states(ids.to(device))
+        for row, (s, w) in enumerate(chunk):
+            pos = torch.tensor(w.positions, dtype=torch.long, device=device)
+            pieces[s].append((torch.tensor(w.words, dtype=torch.long), hidden[row, pos]))
+    out = []
+    for s, parts in enumerate(pieces):
+        if not parts:
+            out.append(torch.zeros(n_words[s], d_model, device=device))
+            continue
+        idx = torch.cat([p[0] for p in parts])
+        feats = torch.cat([p[1] for p in parts])
+        out.append(feats[torch.argsort(idx).to(device)])
+    return out
+
+
+class FeatureCache:
+    """Frozen-backbone features of a fixed list of sentences, kept as one tensor + offsets.
+
+    ``cache[i]`` is a ``[n_words_i, d]`` view; building it costs one backbone pass.
+    """
+
+    def __init__(self, flat: Tensor, lengths: Sequence[int]) -> None:
+        if flat.dim() != 2 or flat.shape[0] != sum(lengths):
+            raise ValueError(f"flat features {tuple(flat.shape)} do not match {sum(lengths)} words")
+        self.flat = flat
+        self.lengths = [int(n) for n in lengths]
+        self.offsets = [0]
+        for n in self.lengths:
+            self.offsets.append(self.offsets[-1] + n)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.flat[self.offsets[i] : self.offsets[i + 1]]
+
+    def as_list(self) -> list[Tensor]:
+        """All sentences' feature matrices (views, no copy)."""
+        return [self[i] for i in range(len(self))]
+
+    @classmethod
+    @torch.no_grad()
+    def build(
+        cls,
+        model: torch.nn.Module,
+        encoded: Sequence[Sequence[Window]],
+        n_words: Sequence[int],
+        batch_size: int = 32,
+        path: Path | None = None,
+    ) -> FeatureCache:
+        """Compute (or load from ``path`` when it exists) the features; store them on CPU."""
+        if path is not None and path.is_file():
+            data = torch.load(path, map_location="cpu", weights_only=True)
+            cache = cls(data["flat"], data["lengths"].tolist())
+            if cache.lengths != [int(n) for n in n_words]:
+                raise PicomamlError(f"feature cache {path} does not match the sentences; delete it")
+            return cache
+        was_training = model.training
+        model.eval()
+        feats = word_features(model, encoded, n_words, batch_size)
+        model.train(was_training)
+        d_model = int(model.config.d_model)
+        flat = torch.cat(feats).float().cpu() if feats else torch.zeros(0, d_model)
+        cache = cls(flat, n_words)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            torch.save({"flat": flat, "lengths": torch.tensor(cache.lengths)}, tmp)
+            tmp.replace(path)
+        return cache
+
+
+def cache_key(folder: Path, sentences: Sequence[Sequence[str]], window: int) -> str:
+    """A name for an on-disk feature cache: backbone file identity + words + window."""
+    weights = folder / "model.safetensors"
+    stat = weights.stat()
+    h = hashlib.sha256()
+    h.update(f"{weights.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{window}".encode())
+    for words in sentences:
+        h.update("\x1f".join(words).encode("utf-8"))
+        h.update(b"\x1e")
+    return h.hexdigest()[:24]
+
+
+def pad_batch(
+    features: Sequence[Tensor], tags: Sequence[Sequence[int]] | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Stack per-sentence features into ``[B, T, d]`` with a left-aligned mask and tags ``[B, T]``.
+
+    Tags at padding are 0 (the CRF ignores them); without ``tags`` the tag tensor is all 0.
+    """
+    if not features:
+        raise ValueError("pad_batch: empty batch")
+    d_model = features[0].shape[1]
+    length = max(1, max(f.shape[0] for f in features))
+    device = features[0].device
+    out = features[0].new_zeros(len(features), length, d_model)
+    mask = torch.zeros(len(features), length, dtype=torch.bool, device=device)
+    tag_t = torch.zeros(len(features), length, dtype=torch.long, device=device)
+    for b, f in enumerate(features):
+        n = f.shape[0]
+        out[b, :n] = f
+        mask[b, :n] = True
+        if tags is not None:
+            if len(tags[b]) != n:
+                raise ValueError(
+                    f"pad_batch: sentence {b} has {n} features but {len(tags[b])} tags"
+                )
+            tag_t[b, :n] = torch.tensor(list(tags[b]), dtype=torch.long)
+    return out, mask, tag_t
