@@ -354,7 +354,7 @@ def finetune_and_evaluate(
             log_fh.flush()
 
         finetune(ft_cfg, cell_dir, data_dir=data_dir, log=log)
+        # "source" = the source's own test set; for "all", evaluate scores each of the
+        # nine sources' test sets under its own code.
         datasets = [cell.source if d == "source" else d for d in cfg.evaluate.datasets]
-        if cell.source == "all":
-            datasets = [d for d in datasets if d != "all"]
-        evaluate_run(cell_dir, datasets=list(dict.fromkeys(datasets)), data_dir=data_dir)
+        evaluate_run(cell_dir, datasets=list(dict.fromkeys(datasets)), data_dir=data_dir, log=log)
