@@ -266,3 +266,13 @@ def test_last_representation() -> None:
     feats = window_features(backbone, ids, mask, "mask")
     torch.testing.assert_close(feats[0], (hidden[0, 2] + hidden[0, 5]) / 2)
     torch.testing.assert_close(feats[1], hidden[1, 2])
+
+
+def test_evaluation_under_no_grad() -> None:
+    """Held-out episodes can be scored without a graph: the inner loop still adapts."""
+    ep, cfg = _episode(), _cfg(inner_steps=20)
+    backbone, head = _backbone(), _head()
+    with torch.no_grad():
+        loss, metrics = episode_loss(backbone, head, ep, cfg)
+    assert not loss.requires_grad and metrics["head_grad_norm"] == 0.0
+    assert metrics["support_acc_after"] > metrics["support_acc_before"]

@@ -38,7 +38,8 @@ The contract (what the trainer relies on)::
 ``query_loss`` (mean CE of this rank's query shard), ``head_weight_mean``,
 ``head_weight_std`` (pre-episode body parameters) and ``head_grad_norm`` (norm of the
 first-order gradient this episode adds to the head body, before any division by the
-accumulation steps).
+accumulation steps; 0 when called under ``torch.no_grad()`` for evaluation, which is
+allowed: the inner loop enables gradients for itself).
 """
 
 from __future__ import annotations
@@ -282,7 +283,11 @@ def episode_loss(
         loss = ce * (world_size / n_q)
 
     zero = torch.zeros((), device=device)
-    head_grads = torch.autograd.grad(loss, adapted, retain_graph=True) if adapted else []
+    head_grads = (
+        torch.autograd.grad(loss, adapted, retain_graph=True)
+        if adapted and loss.requires_grad
+        else []
+    )
     with torch.no_grad():
         flat = torch.cat([w.reshape(-1) for w in params0]) if params0 else zero.reshape(1)
         grad_sq = sum((g * g).sum() for g in head_grads) if head_grads else zero
