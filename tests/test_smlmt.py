@@ -163,3 +163,31 @@ def test_too_few_words_is_an_error(rows: np.ndarray, decoded: list[str]) -> None
         _sampler(rows[:3], decoded, ways=32)
     with pytest.raises(PicomamlError, match="window"):
         _sampler(rows, decoded, window=ROW + 1)
+
+
+def test_whole_words_only_as_examples() -> None:
+    # word 5 followed by continuation 7 ("John"+"son") half of the time.
+    rng = np.random.default_rng(0)
+    flat = rng.integers(10, 40, size=4000)
+    starts = np.arange(0, 4000 - 1, 20)
+    flat[starts] = 5
+    flat[starts[::2] + 1] = 7
+    flat[starts + 10] = 6
+    rows = flat.reshape(-1, 40)
+    kw = dict(ways=2, shots=3, queries=3, window=8, mask_id=99)
+    plain = SMLMTSampler(rows, np.array([5, 6]), **kw)
+    whole = SMLMTSampler(rows, np.array([5, 6]), continuations=np.array([7]), **kw)
+    assert plain.counts.tolist() == [200, 200]
+    assert whole.counts.tolist()[1] == 200 and whole.counts.tolist()[0] < 200
+    flat_rows = rows.reshape(-1)
+    for pos in whole.occurrences(0):
+        assert pos % 40 == 39 or flat_rows[pos + 1] != 7
+    ep = whole.sample(np.random.default_rng(1))
+    check_episode(ep, 3, 3, 99)
+
+
+def test_continuation_tokens() -> None:
+    from picomaml.pretrain.smlmt import continuation_tokens
+
+    vocab = [" John", "son", "<|endoftext|>", ",", "ing", " the", "", "9"]
+    assert continuation_tokens(vocab).tolist() == [1, 4]

@@ -26,8 +26,8 @@ from torch import nn
 from picomaml.errors import PicomamlError
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.maml import MetaHead, episode_loss
-from picomaml.pretrain.smlmt import Episode, SMLMTSampler, candidate_words, decode_vocab
-from picomaml.pretrain.steps import ar_loss
+from picomaml.pretrain.smlmt import Episode, decode_vocab
+from picomaml.pretrain.steps import ar_loss, build_sampler
 
 EOS_ID = 50279
 MASK_ID = 50280
@@ -54,8 +54,8 @@ def _time(fn: Callable[[int], None], warmup: int, iters: int, device: torch.devi
 
 def _token_pool(
     data_dir: Path | None, n_tokens: int, seed: int
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """Real corpus tokens and candidate words when the data root has them, else synthetic.
+) -> tuple[np.ndarray, list[str], str]:
+    """Real corpus tokens and vocabulary when the data root has them, else synthetic ones.
 
     The timing does not depend on which tokens are read, only on the shapes; real text
     just makes the episodes representative (number of masked positions per window).
@@ -73,9 +73,10 @@ def _token_pool(
                     ids.extend(tok.encode(json.loads(line)["text"]).ids + [EOS_ID])
                     if len(ids) >= n_tokens:
                         break
-            return np.asarray(ids[:n_tokens]), candidate_words(decode_vocab(tok)), str(corpus)
+            return np.asarray(ids[:n_tokens]), decode_vocab(tok), str(corpus)
     rng = np.random.default_rng(seed)
-    return rng.integers(1000, 3000, size=n_tokens), np.arange(1000, 3000), "synthetic"
+    vocab = [" " + "".join(chr(97 + int(c)) for c in str(i)) for i in range(3000)]
+    return rng.integers(1000, 3000, size=n_tokens), vocab, "synthetic"
 
 
 def run_bench(
@@ -117,18 +118,16 @@ def run_bench(
         enabled=True, ways=ways, shots=shots, queries=queries, window=window,
         min_word_count=max(shots + queries, 16),
         max_word_frequency=1e-3,
+        pool_tokens=None,
     )  # fmt: skip
     d_model = model.hidden_states(torch.zeros(1, 2, dtype=torch.long, device=dev)).shape[-1]
     head = MetaHead.from_config(d_model, meta).to(dev)
     params = list(model.parameters()) + list(head.parameters())
 
-    pool, candidates, source = _token_pool(data_dir, max(400_000, 4 * episode_tokens), seed)
+    pool, vocab, source = _token_pool(data_dir, max(400_000, 4 * episode_tokens), seed)
     width = max(seq_len + 1, window)
     pool_rows = pool[: pool.size // width * width].reshape(-1, width)
-    sampler = SMLMTSampler(
-        pool_rows, candidates, ways=ways, shots=shots, queries=queries, window=window,
-        mask_id=MASK_ID, min_count=meta.min_word_count, max_frequency=meta.max_word_frequency,
-    )  # fmt: skip
+    sampler = build_sampler(meta, pool_rows, vocab, MASK_ID)
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
     episodes: list[Episode] = [sampler.sample(rng) for _ in range(warmup + iters)]

@@ -232,7 +232,9 @@ class MetaSection:
     the number of hidden Linear->ReLU->Dropout blocks of the persistent MLP body; the
     N-way output layer is created fresh for each episode. Candidate words are
     word-initial vocabulary tokens whose count in the SMLMT token pool lies in
-    ``[min_word_count, max_word_frequency * pool_tokens]``.
+    ``[min_word_count, max_word_frequency * pool_tokens]``; with ``whole_words`` an
+    occurrence that is only the start of a longer word (``' John'`` + ``'son'``) is
+    neither counted nor used as an example.
     """
 
     enabled: bool = False
@@ -254,6 +256,7 @@ class MetaSection:
     max_word_frequency: float = 5e-4
     allow_digits: bool = False
     allow_punct: bool = False
+    whole_words: bool = True
     pool_tokens: int | None = 4_000_000
     head_lr: float | None = None
 

@@ -62,6 +62,16 @@ def candidate_words(
     return np.asarray(ids, dtype=np.int64)
 
 
+def continuation_tokens(decoded: Sequence[str]) -> np.ndarray:
+    """Ids of tokens that continue a word (text starting with a letter, no leading space).
+
+    An occurrence of a candidate followed by one of these is only the start of a longer
+    word (``' John'`` + ``'son'``), so it is not used as an episode example.
+    """
+    ids = [i for i, t in enumerate(decoded) if t and t[0] != " " and t[0].isalpha()]
+    return np.asarray(ids, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class Episode:
     """One N-way K-shot SMLMT task; arrays are NumPy so the sampler stays device-free.
@@ -108,7 +118,10 @@ class SMLMTSampler:
     consecutive rows need not be adjacent text) or a flat 1-D array (one long row).
     ``candidates`` are token ids allowed as class words (see :func:`candidate_words`);
     of those, the words whose count in the pool lies in
-    ``[min_count, max_frequency * pool_size]`` are eligible.
+    ``[min_count, max_frequency * pool_size]`` are eligible. With ``continuations``
+    (see :func:`continuation_tokens`) an occurrence followed by a continuation token is
+    not a whole word: it is neither counted nor used as a window centre (it is still
+    masked when it falls inside a window of that word, so the word never shows).
     """
 
     def __init__(
@@ -123,6 +136,7 @@ class SMLMTSampler:
         mask_id: int,
         min_count: int | None = None,
         max_frequency: float = 1.0,
+        continuations: np.ndarray | None = None,
     ) -> None:
         rows = np.asarray(tokens)
         if rows.ndim == 1:
@@ -150,7 +164,13 @@ class SMLMTSampler:
         flat = rows.reshape(-1).astype(np.int64, copy=False)
         if (flat < 0).any():
             raise PicomamlError("SMLMT token pool: negative token ids")
-        counts = np.bincount(flat)
+        whole = np.ones(flat.shape[0], dtype=bool)
+        if continuations is not None and len(continuations):
+            cont = np.zeros(max(int(flat.max()), int(np.max(continuations))) + 1, dtype=bool)
+            cont[np.asarray(continuations, dtype=np.int64)] = True
+            whole[:-1] = ~cont[flat[1:]]
+            whole[rows.shape[1] - 1 :: rows.shape[1]] = True  # next token unknown at row end
+        counts = np.bincount(flat[whole], minlength=int(flat.max()) + 1)
         cand = np.unique(np.asarray(candidates, dtype=np.int64))
         cand = cand[(cand >= 0) & (cand < counts.shape[0])]
         cand = cand[cand != self.mask_id]
@@ -165,7 +185,7 @@ class SMLMTSampler:
                 f"an episode needs {ways} (use a larger pool, fewer ways or wider bounds)"
             )
         # Occurrence index: positions of every eligible word, grouped by word.
-        positions = np.flatnonzero(np.isin(flat, self.words))
+        positions = np.flatnonzero(np.isin(flat, self.words) & whole)
         order = np.argsort(flat[positions], kind="stable")
         self._positions = positions[order]
         self._offsets = np.concatenate([[0], np.cumsum(self.counts)])
@@ -276,4 +296,11 @@ def check_episode(episode: Episode, shots: int, queries: int, mask_id: int | Non
             raise AssertionError("masked position without the mask id")
 
 
-__all__ = ["Episode", "SMLMTSampler", "candidate_words", "check_episode", "decode_vocab"]
+__all__ = [
+    "Episode",
+    "SMLMTSampler",
+    "candidate_words",
+    "check_episode",
+    "continuation_tokens",
+    "decode_vocab",
+]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from picomaml.pretrain.config import MetaSection
-from picomaml.pretrain.smlmt import SMLMTSampler, candidate_words
+from picomaml.pretrain.smlmt import SMLMTSampler, candidate_words, continuation_tokens
 
 
 def ar_loss(model: nn.Module, rows: Tensor) -> Tensor:
@@ -63,6 +63,7 @@ def build_sampler(
         mask_id=mask_id,
         min_count=meta.min_word_count,
         max_frequency=meta.max_word_frequency,
+        continuations=continuation_tokens(decoded_vocab) if meta.whole_words else None,
     )
 
 
