@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
+from picomaml.data.tokenizer import EOS_ID, MASK_ID
 from picomaml.errors import PicomamlError
 from picomaml.pretrain.smlmt import (
     Episode,
@@ -19,28 +20,21 @@ from picomaml.pretrain.smlmt import (
     decode_vocab,
 )
 
-MASK_ID = 50280
-EOS_ID = 50279
 ROW = 129
 
 
 @pytest.fixture(scope="module")
-def tok(data_dir: Path) -> Tokenizer:
-    return Tokenizer.from_file(str(data_dir / "tokenizers" / "olmo-7b-0724.json"))
+def decoded(tokenizer: Tokenizer) -> list[str]:
+    return decode_vocab(tokenizer)
 
 
 @pytest.fixture(scope="module")
-def decoded(tok: Tokenizer) -> list[str]:
-    return decode_vocab(tok)
-
-
-@pytest.fixture(scope="module")
-def rows(data_dir: Path, tok: Tokenizer) -> np.ndarray:
+def rows(data_dir: Path, tokenizer: Tokenizer) -> np.ndarray:
     """Packed rows of ROW tokens from the first 150 documents of the real corpus."""
     path = data_dir / "corpus" / "english-mini" / "train.jsonl.gz"
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         texts = [json.loads(line)["text"] for _, line in zip(range(150), fh, strict=False)]
-    ids = np.concatenate([np.asarray(e.ids + [EOS_ID]) for e in tok.encode_batch(texts)])
+    ids = np.concatenate([np.asarray(e.ids + [EOS_ID]) for e in tokenizer.encode_batch(texts)])
     return ids[: ids.size // ROW * ROW].reshape(-1, ROW)
 
 

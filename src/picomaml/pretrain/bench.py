@@ -23,14 +23,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from picomaml.data.tokenizer import EOS_ID, MASK_ID, TOKENIZER_FILE
 from picomaml.errors import PicomamlError
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.maml import MetaHead, episode_loss
 from picomaml.pretrain.smlmt import Episode, decode_vocab
 from picomaml.pretrain.steps import ar_loss, build_sampler
-
-EOS_ID = 50279
-MASK_ID = 50280
 
 
 def _sync(device: torch.device) -> None:
@@ -62,11 +60,10 @@ def _token_pool(
     """
     if data_dir is not None:
         corpus = data_dir / "corpus" / "english-mini" / "train.jsonl.gz"
-        tok_path = data_dir / "tokenizers" / "olmo-7b-0724.json"
-        if corpus.is_file() and tok_path.is_file():
-            from tokenizers import Tokenizer
+        if corpus.is_file() and (data_dir / TOKENIZER_FILE).is_file():
+            from picomaml.data.tokenizer import load_tokenizer
 
-            tok = Tokenizer.from_file(str(tok_path))
+            tok = load_tokenizer(data_dir)
             ids: list[int] = []
             with gzip.open(corpus, "rt", encoding="utf-8") as fh:
                 for line in fh:
