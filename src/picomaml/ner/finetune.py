@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -187,8 +188,12 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
             "choose another --out or pass --force to overwrite it"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Outputs of an earlier run here would describe another model: remove them.
     for name in (RUN_JSON, TRAIN_LOG, "results.json"):
         (out_dir / name).unlink(missing_ok=True)
+    for name in ("model", "predictions", "confidence"):
+        if (out_dir / name).is_dir():
+            shutil.rmtree(out_dir / name)
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
@@ -242,18 +247,18 @@ def finetune(
     say = log or (lambda _msg: None)
     out_dir = Path(out_dir)
     data_root = resolve_data_dir(data_dir)
+    # Everything that can fail on user input is checked before the run dir is touched.
     model, resolved = load_backbone(cfg.backbone, cfg.size)
-    _prepare_out_dir(out_dir, overwrite)
-    save_config(cfg, out_dir / FINETUNE_YAML)
-    seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     window = effective_window(cfg.window, model.config)
-
     train, train_info = load_sentences(cfg.source, "train", data_root, cfg.max_train_sentences)
     dev, dev_info = load_sentences(cfg.source, cfg.dev_split, data_root, cfg.max_dev_sentences)
     if not train:
         raise PicomamlError(f"source {cfg.source}: the train split has no sentences")
     tokenizer = load_tokenizer(data_root)
+    _prepare_out_dir(out_dir, overwrite)
+    save_config(cfg, out_dir / FINETUNE_YAML)
+    seed_everything(cfg.seed)
     t0 = time.perf_counter()
     enc_train = encode_sentences(tokenizer, [s.tokens for s in train], window)
     enc_dev = encode_sentences(tokenizer, [s.tokens for s in dev], window)
