@@ -1,12 +1,77 @@
-"""CLI: picomaml data."""
+"""CLI: ``picomaml data stats`` and ``picomaml data download``."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+from pathlib import Path
 
-from picomaml.cli._stub import register_stub
+from picomaml.data.paths import ENV_VAR
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `data` command."""
-    register_stub(sub, "data", "dataset statistics and download")
+    """Add the ``data`` command and its subcommands."""
+    p = sub.add_parser("data", help="dataset statistics and download")
+    dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    p.set_defaults(func=lambda args: _help(p))
+
+    st = dsub.add_parser(
+        "stats", help="sentences, tokens and entity spans per type of a UNER dataset"
+    )
+    st.add_argument("dataset", help="dataset code (e.g. sk_snk, tl_trg) or 'all'")
+    st.add_argument("--split", default=None, help="train, dev or test (default: every split)")
+    st.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    st.set_defaults(func=_stats)
+
+    dl = dsub.add_parser("download", help="fetch the UNER v1 files and the OLMo tokenizer")
+    dl.add_argument(
+        "--dest",
+        default=None,
+        help=f"data root to fill (default: --data-dir, else ${ENV_VAR}, else ./data)",
+    )
+    dl.add_argument(
+        "--base-url",
+        default=None,
+        help="where the UNER repositories are served ({base}/{folder}/{branch}/{file}; "
+        "default: raw.githubusercontent.com/UniversalNER)",
+    )
+    dl.add_argument("--tokenizer-url", default=None, help="URL of the OLMo tokenizer JSON")
+    dl.add_argument("--no-tokenizer", action="store_true", help="do not fetch the tokenizer")
+    dl.add_argument(
+        "--datasets", nargs="+", default=None, metavar="CODE", help="only these datasets"
+    )
+    dl.set_defaults(func=_download)
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from picomaml.data.registry import dataset_splits
+    from picomaml.data.stats import format_stats, split_stats
+
+    splits = [args.split] if args.split else list(dataset_splits(args.dataset))
+    results = [split_stats(args.dataset, s, args.data_dir) for s in splits]
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=1))
+    else:
+        print("\n".join(format_stats(r) for r in results))
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from picomaml.data.download import TOKENIZER_URL, UNER_BASE_URL, download
+    from picomaml.data.registry import get_dataset
+
+    dest = Path(args.dest or args.data_dir or os.environ.get(ENV_VAR) or "data")
+    codes = [get_dataset(c).code for c in args.datasets] if args.datasets else None
+    tokenizer_url = None if args.no_tokenizer else (args.tokenizer_url or TOKENIZER_URL)
+    result = download(dest, args.base_url or UNER_BASE_URL, codes, tokenizer_url, log=print)
+    print(
+        f"{dest}: fetched {len(result.fetched)}, already present {len(result.skipped)}, "
+        f"optional files not on the server {len(result.missing_optional)}"
+    )
+    return 0

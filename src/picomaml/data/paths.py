@@ -24,7 +24,7 @@ def candidate_data_dirs(explicit: str | Path | None = None) -> list[tuple[str, P
 
 
 def resolve_data_dir(explicit: str | Path | None = None) -> Path:
-    """Return the data root: ``--data-dir``, then ``$PICOMAML_DATA``, ``../shared/data``, ``./data``.
+    """Return the data root: ``--data-dir``, ``$PICOMAML_DATA``, ``../shared/data``, ``./data``.
 
     An explicit choice that does not exist is an error rather than a silent fallback,
     so a typo never makes a run read other data than the user meant.

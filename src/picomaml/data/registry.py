@@ -29,6 +29,8 @@ class Dataset:
     folder: str
     role: Role
     splits: tuple[str, ...]
+    branch: str = "master"
+    """Git branch of the dataset's UniversalNER repository (for ``picomaml data download``)."""
 
     def filename(self, split: str) -> str:
         """File name of ``split`` as UNER publishes it, e.g. ``sk_snk-ud-train.iob2``."""
@@ -44,19 +46,20 @@ _TRAIN_DEV_TEST = ("train", "dev", "test")
 _TEST = ("test",)
 
 
-def _make(code: str, language: str, folder: str, role: Role) -> Dataset:
-    return Dataset(code, language, folder, role, _TRAIN_DEV_TEST if role == "source" else _TEST)
+def _make(code: str, language: str, folder: str, role: Role, branch: str = "master") -> Dataset:
+    splits = _TRAIN_DEV_TEST if role == "source" else _TEST
+    return Dataset(code, language, folder, role, splits, branch)
 
 
 DATASETS: dict[str, Dataset] = {
     d.code: d
     for d in (
-        _make("da_ddt", "Danish", "UNER_Danish-DDT", "source"),
+        _make("da_ddt", "Danish", "UNER_Danish-DDT", "source", "main"),
         _make("en_ewt", "English", "UNER_English-EWT", "source"),
-        _make("hr_set", "Croatian", "UNER_Croatian-SET", "source"),
+        _make("hr_set", "Croatian", "UNER_Croatian-SET", "source", "main"),
         _make("pt_bosque", "Portuguese", "UNER_Portuguese-Bosque", "source"),
         _make("sk_snk", "Slovak", "UNER_Slovak-SNK", "source"),
-        _make("sr_set", "Serbian", "UNER_Serbian-SET", "source"),
+        _make("sr_set", "Serbian", "UNER_Serbian-SET", "source", "main"),
         _make("sv_talbanken", "Swedish", "UNER_Swedish-Talbanken", "source"),
         _make("zh_gsd", "Chinese (traditional)", "UNER_Chinese-GSD", "source"),
         _make("zh_gsdsimp", "Chinese (simplified)", "UNER_Chinese-GSDSIMP", "source"),
