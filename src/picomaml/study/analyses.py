@@ -1003,9 +1003,11 @@ def analysis_cases(data: StudyData, ctx: Context) -> Analysis:
     fig, axes = plt.subplots(
         2, 1, figsize=(max(7, 0.5 * max(len(best[1].tokens), len(worst[1].tokens))), 6.5)
     )
-    for ax, (ds, s, d, total), title in zip(
-        axes, (best, worst), ("largest gain", "largest loss"), strict=True
-    ):
+    titles = (
+        "largest gain",
+        "largest loss" if worst[3] < 0 else "smallest gain (no sentence lost)",
+    )
+    for ax, (ds, s, d, total), title in zip(axes, (best, worst), titles, strict=True):
         colors = [TREAT_COLOR if x >= 0 else "#e41a1c" for x in d]
         ax.bar(range(len(d)), d, color=colors)
         ax.set_xticks(range(len(d)))

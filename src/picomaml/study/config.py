@@ -15,25 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from picomaml.config import load_config
+from picomaml.data.registry import PUD, SOURCES, TARGETS
 from picomaml.errors import PicomamlError
 
 Regime = Literal["head", "full"]
 
-#: Dataset codes known to the study, mirrored from ``picomaml.data.registry`` so a
-#: grid file can be validated without touching the data root.
-SOURCE_CODES: tuple[str, ...] = (
-    "da_ddt",
-    "en_ewt",
-    "hr_set",
-    "pt_bosque",
-    "sk_snk",
-    "sr_set",
-    "sv_talbanken",
-    "zh_gsd",
-    "zh_gsdsimp",
-)
-PUD_CODES: tuple[str, ...] = ("de_pud", "en_pud", "pt_pud", "ru_pud", "sv_pud", "zh_pud")
-TARGET_CODES: tuple[str, ...] = ("tl_trg", "tl_ugnayan", "ceb_gja")
+SOURCE_CODES: tuple[str, ...] = SOURCES
+PUD_CODES: tuple[str, ...] = PUD
+TARGET_CODES: tuple[str, ...] = TARGETS
 #: ``source`` in an evaluation list means "the fine-tuning source's own test set".
 EVAL_CHOICES: tuple[str, ...] = (*TARGET_CODES, *PUD_CODES, *SOURCE_CODES, "source")
 
