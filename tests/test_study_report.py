@@ -235,6 +235,7 @@ def test_report_from_synthetic_results(tmp_path):
     assert "cells/maml-small-full-sk_snk-s0`: incomplete" in text
     assert str(tmp_path / "pre" / "maml" / "config.yaml") in text  # methods cite the config
     assert "`lr`=3e-05" in text
+    assert "## Warnings" not in text
 
     # Numbers are traceable: recompute the scale table from the cited files.
     scale = json.loads((res / "tables" / "scale.json").read_text())["tables"][0]
@@ -265,7 +266,12 @@ def test_report_from_synthetic_results(tmp_path):
 
 def test_report_says_what_is_missing(tmp_path):
     res = make_results(tmp_path, sweep=False)
+    run_json = res / "cells" / "maml-tiny-head-sk_snk-s0" / "results.json"
+    payload = json.loads(run_json.read_text())
+    payload["run"]["variant"] = "vanilla"  # a mislabelled backbone must be flagged
+    run_json.write_text(json.dumps(payload))
     text = write_report(res, data=None, data_dir=tmp_path / "no-data-here").read_text()
     assert "### 4. Checkpoint sweep" in text
     assert text.count("*Not available: the grid had no checkpoint sweep") == 3
     assert "Not available: no data root available" in text
+    assert "labelled variant 'maml' by the grid, but its backbone's pretraining config" in text

@@ -79,6 +79,7 @@ class StudyData:
     cells: list[CellRecord]
     failed: list[dict[str, Any]]
     incomplete: list[str]
+    warnings: list[str] = field(default_factory=list)
 
     def main(self) -> list[CellRecord]:
         """Cells of the main grid (final backbone weights)."""
@@ -216,14 +217,21 @@ def load_study(results_dir: str | Path) -> StudyData:
         )
     grid_path = results_dir / "grid.yaml"
     grid = yaml.safe_load(grid_path.read_text(encoding="utf-8")) if grid_path.is_file() else {}
-    cells, failed, incomplete = [], [], []
+    cells, failed, incomplete, warnings = [], [], [], []
     for cell_dir in sorted(p for p in cells_dir.iterdir() if p.is_dir()):
         rel = f"cells/{cell_dir.name}"
         if (cell_dir / "results.json").is_file():
-            cells.append(load_cell(cell_dir, rel))
+            cell = load_cell(cell_dir, rel)
+            cells.append(cell)
+            actual = cell.run.get("variant")
+            if actual is not None and actual != cell.variant:
+                warnings.append(
+                    f"`{rel}` is labelled variant '{cell.variant}' by the grid, but its "
+                    f"backbone's pretraining config says '{actual}' (`{rel}/run.json`)"
+                )
         elif (cell_dir / "error.json").is_file():
             err = _read_json(cell_dir / "error.json")
             failed.append({"cell_id": cell_dir.name, "message": err.get("message", ""), "rel": rel})
         else:
             incomplete.append(cell_dir.name)
-    return StudyData(results_dir, grid or {}, cells, failed, incomplete)
+    return StudyData(results_dir, grid or {}, cells, failed, incomplete, warnings)

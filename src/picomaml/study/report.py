@@ -326,6 +326,7 @@ def write_report(
         f"{len(study.incomplete)} incomplete. Tables list the files they come from; "
         "`tables/<analysis>.json` holds every row with its source files.",
         "",
+        *(["## Warnings", "", *(f"- {w}" for w in study.warnings), ""] if study.warnings else []),
         methods_section(study, backbones, ft),
         "## Results",
         "",
