@@ -63,8 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--ways", type=int, default=None, help="episode ways (default 32 on CUDA, 8 on CPU)"
     )
     p.add_argument("--seq-len", type=int, default=2048, help="AR row length (default 2048)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed iterations per branch")
-    p.add_argument("--iters", type=int, default=5, help="timed iterations per branch")
+    p.add_argument(
+        "--warmup", type=int, default=None, help="untimed iterations per branch (2 CUDA, 1 CPU)"
+    )
+    p.add_argument(
+        "--iters", type=int, default=None, help="timed iterations per branch (5 CUDA, 3 CPU)"
+    )
     p.set_defaults(func=_pretrain)
 
     n = which.add_parser("ner", help="NER benchmarks (CRF, cached-feature head training)")

@@ -85,19 +85,23 @@ def run_bench(
     queries: int = 4,
     window: int = 128,
     seq_len: int = 2048,
-    warmup: int = 2,
-    iters: int = 5,
+    warmup: int | None = None,
+    iters: int | None = None,
     seed: int = 0,
     data_dir: Path | None = None,
     model: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Time AR and MAML micro-batches at equal token counts; returns the JSON report.
 
-    ``ways`` defaults to the paper's 32 on CUDA and 8 on CPU (to keep a CPU run to
-    about a minute). ``model`` replaces the tier's ``PicoDecoder`` (tests use a tiny one).
+    On CUDA the defaults are the paper's 32 ways, 2 warm-up and 5 timed iterations; on
+    CPU 8 ways, 1 and 3 (a CPU run then takes one to two minutes). ``model`` replaces
+    the tier's ``PicoDecoder`` (tests use a tiny one).
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    ways = ways or (32 if dev.type == "cuda" else 8)
+    cuda = dev.type == "cuda"
+    ways = ways or (32 if cuda else 8)
+    warmup = (2 if cuda else 1) if warmup is None else warmup
+    iters = (5 if cuda else 3) if iters is None else iters
     episode_tokens = ways * (shots + queries) * window
     if episode_tokens % seq_len:
         raise PicomamlError(
