@@ -236,3 +236,16 @@ def test_parquet_errors(tmp_path: Path) -> None:
 def test_hub_without_datasets_is_clear() -> None:
     with pytest.raises(PicomamlError, match="datasets"):
         HubRowStream("pico-lm/pretokenized-dolma", 2048)
+
+
+def test_cli_corpus(data_dir: Path, tmp_path: Path, capsys) -> None:
+    from picomaml.cli.main import main
+
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps({"text": f"Document {i}."}) + "\n" for i in range(30)))
+    args = ["--data-dir", str(data_dir), "data", "corpus", str(path), "--seq-len", "7"]
+    assert main([*args, "--cache-dir", str(tmp_path / "c"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    # every "Document i." is 3 tokens + EOS: 120 tokens -> 15 rows of 8, nothing dropped
+    assert (info["rows"], info["tokens"], info["dropped_tokens"]) == (15, 120, 0)
+    assert info["seq_len"] == 7 and list((tmp_path / "c" / "tokens").glob("*.npy"))

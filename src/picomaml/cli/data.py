@@ -24,6 +24,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     st.add_argument("--json", action="store_true", help="print JSON instead of a table")
     st.set_defaults(func=_stats)
 
+    co = dsub.add_parser(
+        "corpus", help="tokenize and pack a pretraining corpus (fills the token cache)"
+    )
+    co.add_argument(
+        "path",
+        nargs="?",
+        default="corpus/english-mini/train.jsonl.gz",
+        help="documents or parquet shards; a relative path is looked up under the data root "
+        "unless it starts with ./ or ../ (default: corpus/english-mini/train.jsonl.gz)",
+    )
+    co.add_argument("--seq-len", type=int, default=2048, help="model sequence length")
+    co.add_argument("--kind", default="auto", choices=["auto", "jsonl", "text", "parquet"])
+    co.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    co.add_argument("--cache-dir", default=None, help="token cache (default: $PICOMAML_CACHE)")
+    co.add_argument("--json", action="store_true", help="print JSON")
+    co.set_defaults(func=_corpus)
+
     dl = dsub.add_parser("download", help="fetch the UNER v1 files and the OLMo tokenizer")
     dl.add_argument(
         "--dest",
@@ -59,6 +76,35 @@ def _stats(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in results], indent=1))
     else:
         print("\n".join(format_stats(r) for r in results))
+    return 0
+
+
+def _corpus(args: argparse.Namespace) -> int:
+    from picomaml.data.corpus import default_cache_dir, load_rows
+    from picomaml.data.paths import resolve_data_dir
+    from picomaml.data.tokenizer import load_tokenizer
+
+    path = Path(args.path).expanduser()
+    if not (path.is_absolute() or args.path.startswith(("./", "../"))):
+        path = resolve_data_dir(args.data_dir) / path
+    is_parquet = args.kind == "parquet" or (args.kind == "auto" and path.suffix == ".parquet")
+    tokenizer = None if is_parquet else load_tokenizer(args.data_dir)
+    rows = load_rows(path, args.seq_len, args.kind, tokenizer, args.text_field, args.cache_dir)
+    info = {
+        "path": str(path),
+        "seq_len": rows.seq_len,
+        "rows": rows.n_rows,
+        "tokens": rows.n_tokens,
+        "dropped_tokens": rows.dropped_tokens,
+        "cache_dir": str(Path(args.cache_dir) if args.cache_dir else default_cache_dir()),
+    }
+    if args.json:
+        print(json.dumps(info, indent=1))
+    else:
+        print(
+            f"{path}: {rows.n_rows} rows of {rows.seq_len + 1} tokens ({rows.n_tokens} tokens; "
+            f"{rows.dropped_tokens} tail tokens dropped); token cache {info['cache_dir']}"
+        )
     return 0
 
 

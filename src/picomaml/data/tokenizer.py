@@ -31,7 +31,12 @@ def load_tokenizer(data_dir: str | Path | None = None, allow_download: bool = Fa
     """
     from tokenizers import Tokenizer
 
-    root = resolve_data_dir(data_dir)
+    try:
+        root = resolve_data_dir(data_dir)
+    except PicomamlError:
+        if not allow_download:
+            raise
+        root = Path(data_dir or "data")
     path = root / TOKENIZER_FILE
     if path.is_file():
         try:
