@@ -249,3 +249,38 @@ def test_cli_corpus(data_dir: Path, tmp_path: Path, capsys) -> None:
     # every "Document i." is 3 tokens + EOS: 120 tokens -> 15 rows of 8, nothing dropped
     assert (info["rows"], info["tokens"], info["dropped_tokens"]) == (15, 120, 0)
     assert info["seq_len"] == 7 and list((tmp_path / "c" / "tokens").glob("*.npy"))
+
+
+class _FakeStream:
+    """Stands in for a streamed ``datasets.IterableDataset``: rows in order, ``skip(n)``."""
+
+    def __init__(self, rows: list[list[int]], start: int = 0) -> None:
+        self.rows, self.start = rows, start
+
+    def skip(self, n: int) -> _FakeStream:
+        return _FakeStream(self.rows, self.start + n)
+
+    def __iter__(self):
+        return ({"input_ids": r} for r in self.rows[self.start :])
+
+
+def test_hub_stream_ranks_and_resume(monkeypatch) -> None:
+    import sys
+    import types
+
+    rows = [[i] * 5 for i in range(40)]
+    fake = types.ModuleType("datasets")
+    fake.load_dataset = lambda name, split, streaming: _FakeStream(rows)
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    single = HubRowStream("x/y", 4)
+    ranks = [HubRowStream("x/y", 4, rank=r, world_size=2) for r in range(2)]
+    for _ in range(3):
+        assert torch.equal(torch.cat([s.next_rows(3) for s in ranks]), single.next_rows(6))
+    resumed = HubRowStream("x/y", 4)
+    resumed.load_state_dict(ranks[1].state_dict())
+    assert torch.equal(resumed.next_rows(2), single.next_rows(2))
+    assert resumed.next_rows(1)[0, 0] == 20
+    with pytest.raises(PicomamlError, match="expected seq_len"):
+        HubRowStream("x/y", 8).next_rows(1)
+    with pytest.raises(PicomamlError, match="ended"):
+        HubRowStream("x/y", 4).next_rows(41)

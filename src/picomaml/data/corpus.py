@@ -398,6 +398,8 @@ class RowLoader:
                     f"data loader state: {key} is {state[key]!r} in the checkpoint but "
                     f"{mine!r} now; resuming would read different rows"
                 )
+        if "consumed" not in state:
+            raise PicomamlError("data loader state has no 'consumed' position")
         self.consumed = int(state["consumed"])
 
 
