@@ -90,6 +90,7 @@ def test_crlf_and_bom_are_tolerated(tmp_path: Path) -> None:
         ("1\tJuan\n", 1, "columns"),
         ("1\tJuan\tO\t-\t-\textra\n", 1, "columns"),
         ("1\tJuan\tO\none\tx\tO\n", 2, "not an integer"),
+        ("1\tJuan\tO\n²\tx\tO\n", 2, "not an integer"),
         ("1\tJuan\tO\n3\tx\tO\n", 2, "out of order"),
         ("1\tJuan\t\n", 1, "missing tag"),
         ("1\tJuan\tPER\n", 1, "not IOB2"),

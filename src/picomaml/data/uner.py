@@ -148,7 +148,7 @@ def read_iob2(path: str | Path) -> tuple[list[Sentence], ReadReport]:
                 f"(index, token, tag, [misc, annotator]), got {len(cols)}: {line[:80]!r}"
             )
         index, token, tag = cols[0].strip(), cols[1], cols[2].strip()
-        if not index.isdigit():
+        if not (index.isascii() and index.isdigit()):
             raise PicomamlError(f"{path}:{lineno}: index {index!r} is not an integer")
         if int(index) != len(tokens) + 1:
             raise PicomamlError(
