@@ -1,1 +1,25 @@
-"""picomaml.model"""
+"""The Pico decoder and its Hugging Face-format checkpoints."""
+
+from picomaml.model.pico import (
+    TIERS,
+    PicoConfig,
+    PicoDecoder,
+    config_dict,
+    config_for,
+    count_parameters,
+    load_pico,
+    read_pico_config,
+    save_pico,
+)
+
+__all__ = [
+    "TIERS",
+    "PicoConfig",
+    "PicoDecoder",
+    "config_dict",
+    "config_for",
+    "count_parameters",
+    "load_pico",
+    "read_pico_config",
+    "save_pico",
+]

@@ -1,0 +1,344 @@
+"""The Pico decoder: a LLaMA-style causal transformer, in one file.
+
+Parameter names and arithmetic follow pico-train's ``PicoDecoder`` so that published
+Pico and Pico-MAML checkpoints load here and give the same logits:
+
+    h   = x + attention(attention_norm(x))        # grouped-query attention with RoPE
+    out = h + swiglu(swiglu_norm(h))              # w_2(silu(w_0 x) * w_1 x)
+
+Shapes: B batch, T sequence, d model width, H query heads, Hkv key/value heads,
+Dh = d / H head width, V vocabulary (50,304, the OLMo tokenizer padded).
+Unlike pico-train, RoPE tables are per-module buffers (no class-level cache), so
+models of different sizes can live in one process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from picomaml.errors import PicomamlError
+
+TIERS: dict[str, int] = {"tiny": 96, "small": 384, "medium": 768, "large": 1536}
+HF_PREFIX = "pico_decoder."
+
+
+@dataclass(frozen=True)
+class PicoConfig:
+    """Architecture hyper-parameters; the four tiers differ only in ``d_model``."""
+
+    d_model: int = 96
+    n_layers: int = 12
+    n_heads: int = 12
+    n_kv_heads: int = 4
+    vocab_size: int = 50304
+    max_seq_len: int = 2048
+    norm_eps: float = 1e-6
+    rope_theta: float = 10000.0
+    activation_hidden_dim: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise PicomamlError(
+                f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}"
+            )
+        if self.n_heads % self.n_kv_heads:
+            raise PicomamlError(
+                f"n_heads={self.n_heads} is not divisible by n_kv_heads={self.n_kv_heads}"
+            )
+        if self.head_dim % 2:
+            raise PicomamlError(f"head width {self.head_dim} must be even for RoPE")
+        for name in ("n_layers", "vocab_size", "max_seq_len"):
+            if getattr(self, name) < 1:
+                raise PicomamlError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def hidden_dim(self) -> int:
+        """SwiGLU width: 4 d unless set explicitly."""
+        return self.activation_hidden_dim or 4 * self.d_model
+
+
+def config_for(size: str, **overrides: object) -> PicoConfig:
+    """The configuration of a named tier, optionally with some fields changed."""
+    if size not in TIERS:
+        raise PicomamlError(f"unknown model size {size!r}; valid sizes: {', '.join(TIERS)}")
+    return PicoConfig(d_model=TIERS[size], **overrides)  # type: ignore[arg-type]
+
+
+def count_parameters(config: PicoConfig) -> dict[str, int]:
+    """Exact parameter counts computed from the config, without allocating the model.
+
+    "embedding" counts both the input embedding and the (untied) output projection.
+    """
+    d, kv = config.d_model, config.n_kv_heads * config.head_dim
+    attention = d * d + 2 * d * kv + d * d  # q, k, v, o
+    swiglu = 3 * d * config.hidden_dim  # w_0, w_1, w_2
+    per_layer = attention + swiglu + 2 * d  # + attention_norm, swiglu_norm
+    embedding = 2 * config.vocab_size * d
+    non_embedding = config.n_layers * per_layer + d  # + output_norm
+    return {
+        "total": embedding + non_embedding,
+        "embedding": embedding,
+        "non_embedding": non_embedding,
+    }
+
+
+class RMSNorm(nn.Module):
+    """RMS normalisation in float32, cast back to the input dtype, then scaled (as pico-train)."""
+
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        normed = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return normed.type_as(x) * self.weight
+
+
+def rope_tables(head_dim: int, max_seq_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin [max_seq_len, head_dim/2] of angle position * theta^(-2i/head_dim)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))  # [Dh/2]
+    angles = torch.outer(torch.arange(max_seq_len).float(), inv_freq)  # [T, Dh/2]
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent pairs (2i, 2i+1) of x [B, T, heads, Dh] as complex numbers, in float32."""
+    xf = x.float().unflatten(-1, (-1, 2))  # [B, T, heads, Dh/2, 2]
+    real, imag = xf[..., 0], xf[..., 1]
+    cos, sin = cos[:, None, :], sin[:, None, :]  # [T, 1, Dh/2], broadcast over heads
+    rotated = torch.stack((real * cos - imag * sin, real * sin + imag * cos), dim=-1)
+    return rotated.flatten(-2).type_as(x)
+
+
+class Attention(nn.Module):
+    """Causal grouped-query self-attention: query head h reads key/value head h // (H / Hkv)."""
+
+    def __init__(self, config: PicoConfig) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = (
+            config.n_heads,
+            config.n_kv_heads,
+            config.head_dim,
+        )
+        kv_width = config.n_kv_heads * config.head_dim
+        self.q_proj = nn.Linear(config.d_model, config.d_model, bias=False)
+        self.k_proj = nn.Linear(config.d_model, kv_width, bias=False)
+        self.v_proj = nn.Linear(config.d_model, kv_width, bias=False)
+        self.o_proj = nn.Linear(config.d_model, config.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim)  # [B, T, H, Dh]
+        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)  # [B, T, Hkv, Dh]
+        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim)  # [B, T, Hkv, Dh]
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        rep = self.n_heads // self.n_kv_heads
+        if rep > 1:  # same grouping as SDPA's enable_gqa / pico-train's repeat_interleave
+            k = k.repeat_interleave(rep, dim=2)  # [B, T, H, Dh]
+            v = v.repeat_interleave(rep, dim=2)
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
+        )  # [B, H, T, Dh]
+        return self.o_proj(out.transpose(1, 2).reshape(B, T, -1))  # [B, T, d]
+
+
+class SwiGLU(nn.Module):
+    """Gated feed-forward ``w_2(silu(w_0 x) * w_1 x)`` of width 4 d."""
+
+    def __init__(self, config: PicoConfig) -> None:
+        super().__init__()
+        self.w_0 = nn.Linear(config.d_model, config.hidden_dim, bias=False)
+        self.w_1 = nn.Linear(config.d_model, config.hidden_dim, bias=False)
+        self.w_2 = nn.Linear(config.hidden_dim, config.d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.w_2(F.silu(self.w_0(x)) * self.w_1(x))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: attention then SwiGLU."""
+
+    def __init__(self, config: PicoConfig) -> None:
+        super().__init__()
+        self.attention_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.attention = Attention(config)
+        self.swiglu_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.swiglu = SwiGLU(config)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        h = x + self.attention(self.attention_norm(x), cos, sin)
+        return h + self.swiglu(self.swiglu_norm(h))
+
+
+class PicoDecoder(nn.Module):
+    """Embedding -> 12 blocks -> RMSNorm -> untied vocabulary projection.
+
+    Causal attention makes right padding harmless: callers right-pad a batch and read
+    only the positions they need, so no attention mask is taken.
+    """
+
+    def __init__(self, config: PicoConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding_proj = nn.Embedding(config.vocab_size, config.d_model)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.output_norm = RMSNorm(config.d_model, config.norm_eps)
+        self.de_embedding_proj = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-style init: N(0, 0.02) for embeddings and projections, ones for norms.
+
+        Residual output projections (o_proj, w_2) are scaled by 1/sqrt(2 L) so the
+        residual stream's variance does not grow with depth.
+        """
+        std = 0.02
+        for name, p in self.named_parameters():
+            if name.endswith("norm.weight"):
+                nn.init.ones_(p)
+            elif name.endswith(("o_proj.weight", "w_2.weight")):
+                nn.init.normal_(p, std=std / math.sqrt(2 * self.config.n_layers))
+            else:
+                nn.init.normal_(p, std=std)
+
+    def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Final normed hidden states [B, T, d], skipping the vocabulary projection."""
+        seq_len = input_ids.shape[1]
+        if seq_len > self.config.max_seq_len:
+            raise PicomamlError(
+                f"{seq_len} tokens exceed the model window of {self.config.max_seq_len}"
+            )
+        x = self.embedding_proj(input_ids)  # [B, T, d]
+        cos, sin = self.rope_cos[:seq_len], self.rope_sin[:seq_len]  # [T, Dh/2]
+        for layer in self.layers:
+            x = layer(x, cos, sin)
+        return self.output_norm(x)
+
+    def forward(
+        self, input_ids: torch.Tensor, return_hidden: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits [B, T, V] (float32, as pico-train), plus hidden states [B, T, d] on request."""
+        hidden = self.hidden_states(input_ids)
+        logits = self.de_embedding_proj(hidden).float()
+        return (logits, hidden) if return_hidden else logits
+
+
+def _hf_config(config: PicoConfig) -> dict[str, object]:
+    """config.json in the Hugging Face Pico layout (names as pico-train's model config)."""
+    return {
+        "architectures": ["PicoDecoderHF"],
+        "model_type": "pico_decoder",
+        "d_model": config.d_model,
+        "n_layers": config.n_layers,
+        "vocab_size": config.vocab_size,
+        "max_seq_len": config.max_seq_len,
+        "attention_n_heads": config.n_heads,
+        "attention_n_kv_heads": config.n_kv_heads,
+        "activation_hidden_dim": config.hidden_dim,
+        "norm_eps": config.norm_eps,
+        "position_emb_theta": config.rope_theta,
+        "torch_dtype": "float32",
+    }
+
+
+HF_TO_FIELD = {
+    "d_model": "d_model",
+    "n_layers": "n_layers",
+    "vocab_size": "vocab_size",
+    "max_seq_len": "max_seq_len",
+    "attention_n_heads": "n_heads",
+    "attention_n_kv_heads": "n_kv_heads",
+    "activation_hidden_dim": "activation_hidden_dim",
+    "norm_eps": "norm_eps",
+    "position_emb_theta": "rope_theta",
+}
+
+
+def read_pico_config(folder: str | Path) -> PicoConfig:
+    """Read a Hugging Face Pico ``config.json``; missing architecture keys are errors."""
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise PicomamlError(f"not a Pico model folder (no config.json): {folder}")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PicomamlError(f"{path}: not valid JSON ({exc})") from exc
+    missing = [k for k in HF_TO_FIELD if k not in raw and k != "activation_hidden_dim"]
+    if missing:
+        raise PicomamlError(f"{path}: missing key(s) {', '.join(missing)}")
+    fields = {HF_TO_FIELD[k]: raw[k] for k in HF_TO_FIELD if k in raw}
+    return PicoConfig(**fields)
+
+
+def save_pico(model: PicoDecoder, folder: str | Path) -> Path:
+    """Write ``config.json`` + ``model.safetensors`` (keys ``pico_decoder.*``) atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        HF_PREFIX + name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()
+    }
+    for name, write in (
+        ("model.safetensors", lambda p: save_file(tensors, p, metadata={"format": "pt"})),
+        (
+            "config.json",
+            lambda p: Path(p).write_text(json.dumps(_hf_config(model.config), indent=2) + "\n"),
+        ),
+    ):
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+        os.close(fd)
+        write(tmp)
+        os.replace(tmp, folder / name)
+    return folder
+
+
+def load_pico(folder: str | Path, map_location: str | torch.device = "cpu") -> PicoDecoder:
+    """Load a Hugging Face-format Pico folder; mismatched tensor names are errors naming them."""
+    folder = Path(folder)
+    config = read_pico_config(folder)
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise PicomamlError(f"no model.safetensors in {folder}")
+    raw = load_file(str(weights), device=str(map_location))
+    state = {k.removeprefix(HF_PREFIX): v for k, v in raw.items()}
+    model = PicoDecoder(config)
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise PicomamlError(
+            f"{weights}: tensors do not match a Pico decoder "
+            f"(missing: {missing[:5]}{'...' if len(missing) > 5 else ''}; "
+            f"unexpected: {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})"
+        )
+    for name, tensor in model.state_dict().items():
+        if state[name].shape != tensor.shape:
+            raise PicomamlError(
+                f"{weights}: {name} has shape {tuple(state[name].shape)}, "
+                f"config.json implies {tuple(tensor.shape)}"
+            )
+    model.load_state_dict(state)
+    return model.to(map_location)
+
+
+def config_dict(config: PicoConfig) -> dict[str, object]:
+    """Plain dict of a config (for run.json and reports)."""
+    return dataclasses.asdict(config)
