@@ -364,9 +364,9 @@ class PretrainConfig:
             )
         if self.meta.enabled:
             _check(
-                self.meta.window <= self.data.seq_len + 1,
+                self.meta.window <= self.data.seq_len,
                 "meta.window",
-                f"at most the packed row length data.seq_len + 1 = {self.data.seq_len + 1}",
+                f"at most data.seq_len = {self.data.seq_len} (the model's input length)",
                 self.meta.window,
             )
 
