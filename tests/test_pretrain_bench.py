@@ -71,3 +71,18 @@ def test_bench_cli_rejects_token_mismatch(capsys: pytest.CaptureFixture[str]) ->
     code = cli_main(["bench", "pretrain", "--ways", "3", "--seq-len", "1000", "--device", "cpu"])
     assert code == 2
     assert "multiple of --seq-len" in capsys.readouterr().err
+
+
+def test_bench_ner_dispatch(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import sys
+    import types
+
+    seen = {}
+    fake = types.ModuleType("picomaml.ner.bench")
+    fake.main = lambda args: seen.update(out=args.out, quick=args.quick) or 0
+    monkeypatch.setitem(sys.modules, "picomaml.ner.bench", fake)
+    assert cli_main(["bench", "ner", "--out", "x.json", "--quick"]) == 0
+    assert seen == {"out": "x.json", "quick": True}
+    monkeypatch.setitem(sys.modules, "picomaml.ner.bench", None)
+    assert cli_main(["bench", "ner"]) == 2
+    assert "not implemented yet" in capsys.readouterr().err

@@ -109,3 +109,11 @@ def test_path_rule(tmp_path: Path, data_dir: Path) -> None:
     assert resolve_data_path("./x", data_dir, "k") == Path("x").resolve()
     hub = load_pretrain_config(None, ["data.kind=hub", "data.corpus=pico-lm/pretokenized-dolma"])
     assert hub.data.corpus_path(data_dir) == "pico-lm/pretokenized-dolma"
+
+
+def test_model_section_builds_the_pico_config() -> None:
+    cfg = load_pretrain_config(PRESETS / "demo-maml.yaml")
+    pico = cfg.model.pico_config(cfg.data.seq_len)
+    assert (pico.d_model, pico.n_layers, pico.max_seq_len) == (96, 12, 128)
+    small = load_pretrain_config(None, ["model.size=small", "model.n_layers=2"]).model
+    assert (small.pico_config().d_model, small.pico_config().n_layers) == (384, 2)
