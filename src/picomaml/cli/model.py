@@ -1,12 +1,42 @@
-"""CLI: picomaml model."""
+"""CLI: ``picomaml model info`` — configuration and parameter counts of the Pico tiers."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
-from picomaml.cli._stub import register_stub
+from picomaml.model import TIERS, config_dict, config_for, count_parameters
+
+
+def _info(args: argparse.Namespace) -> int:
+    sizes = [args.size] if args.size else list(TIERS)
+    rows = {
+        size: {
+            "config": config_dict(config_for(size)),
+            "parameters": count_parameters(config_for(size)),
+        }
+        for size in sizes
+    }
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for size, row in rows.items():
+        cfg, n = row["config"], row["parameters"]
+        print(
+            f"{size:<7} d_model={cfg['d_model']:<5} layers={cfg['n_layers']} "
+            f"heads={cfg['n_heads']}/{cfg['n_kv_heads']}kv ffn={4 * cfg['d_model']:<5} "
+            f"vocab={cfg['vocab_size']} window={cfg['max_seq_len']}  "
+            f"params total={n['total']:,} embedding={n['embedding']:,} "
+            f"non-embedding={n['non_embedding']:,}"
+        )
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `model` command."""
-    register_stub(sub, "model", "model configuration and parameter counts")
+    """Add ``model info``."""
+    p = sub.add_parser("model", help="model configuration and parameter counts")
+    msub = p.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
+    info = msub.add_parser("info", help="print configuration and parameter counts")
+    info.add_argument("--size", choices=list(TIERS), default=None, help="one tier (default: all)")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=_info)
