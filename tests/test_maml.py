@@ -176,7 +176,7 @@ def test_determinism_with_dropout() -> None:
     assert not torch.equal(loss2.detach(), runs[0][0])
 
 
-@pytest.mark.parametrize("output_init", ["zeros", "prototypes"])
+@pytest.mark.parametrize("output_init", ["zeros", "xavier", "prototypes"])
 def test_sharded_ranks_average_to_single_process(output_init: str) -> None:
     """Two simulated ranks (each its shard, features all-gathered) average to one process."""
     ep, cfg = _episode(), _cfg(output_init=output_init)
@@ -227,6 +227,9 @@ def test_prototype_init_is_nearest_centroid() -> None:
     assert torch.equal((z @ w.T + b).argmax(1), nearest)
     zw, zb = init_output_layer("zeros", 3, None, labels, 5, "cpu")
     assert not zw.any() and not zb.any()
+    xw, xb = init_output_layer("xavier", 3, None, labels, 5, "cpu", seed=4)
+    assert torch.equal(xw, init_output_layer("xavier", 3, None, labels, 5, "cpu", seed=4)[0])
+    assert xw.abs().max() <= (6 / 8) ** 0.5 and xw.std() > 0.1 and not xb.any()
 
 
 def test_dropout_masks_are_seeded_and_scaled() -> None:

@@ -250,7 +250,7 @@ class MetaSection:
     head_hidden: int = 128
     head_dropout: float = 0.1
     head_init: Literal["xavier", "kaiming", "normal"] = "xavier"
-    output_init: Literal["zeros", "prototypes"] = "zeros"
+    output_init: Literal["zeros", "xavier", "prototypes"] = "zeros"
     representation: Literal["mask", "last"] = "mask"
     min_word_count: int = 32
     max_word_frequency: float = 5e-4

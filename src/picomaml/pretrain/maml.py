@@ -44,6 +44,7 @@ allowed: the inner loop enables gradients for itself).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -147,23 +148,36 @@ def dropout_masks(
 
 
 def init_output_layer(
-    kind: str, ways: int, body_out: Tensor | None, labels: Tensor, width: int, device
+    kind: str,
+    ways: int,
+    body_out: Tensor | None,
+    labels: Tensor,
+    width: int,
+    device,
+    seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
-    """Fresh N-way output layer: zeros, or Proto-MAML prototypes of the support set.
+    """Fresh N-way output layer: zeros, Xavier-random, or Proto-MAML prototypes.
 
-    Prototypes: ``W_c = 2 mu_c``, ``b_c = -|mu_c|^2`` with ``mu_c`` the mean body output of
-    class ``c`` (no dropout), so the initial logits are negative squared distances up to
-    a per-example constant. They are a constant start point: no gradient flows
-    through them.
+    ``xavier``: ``W ~ U(-a, a)``, ``a = sqrt(6 / (width + ways))``, zero bias, drawn from
+    ``seed`` (the episode's) so every rank builds the same layer. Prototypes:
+    ``W_c = 2 mu_c``, ``b_c = -|mu_c|^2`` with ``mu_c`` the mean body output of class
+    ``c`` (no dropout), so the initial logits are negative squared distances up to a
+    per-example constant. Every option is a constant start point: no outer gradient
+    flows through it.
     """
     if kind == "zeros":
         return torch.zeros(ways, width, device=device), torch.zeros(ways, device=device)
+    if kind == "xavier":
+        gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + 999_983)
+        bound = math.sqrt(6.0 / (width + ways))
+        weight = (torch.rand((ways, width), generator=gen) * 2 - 1) * bound
+        return weight.to(device), torch.zeros(ways, device=device)
     if kind == "prototypes":
         assert body_out is not None
         onehot = F.one_hot(labels, ways).to(body_out.dtype)
         proto = (onehot.t() @ body_out) / onehot.sum(0).clamp_min(1).unsqueeze(1)
         return 2 * proto, -(proto * proto).sum(1)
-    raise PicomamlError(f"meta.output_init: expected zeros or prototypes, got {kind!r}")
+    raise PicomamlError(f"meta.output_init: expected zeros, xavier or prototypes, got {kind!r}")
 
 
 def window_features(backbone: nn.Module, ids: Tensor, mask: Tensor, representation: str) -> Tensor:
@@ -259,7 +273,9 @@ def episode_loss(
         fast = [w.detach().clone() for w in params0]
         with torch.no_grad():
             body0 = body_forward(s_feat, fast, None)
-            out = init_output_layer(cfg.output_init, ways, body0, s_labels, width, device)
+            out = init_output_layer(
+                cfg.output_init, ways, body0, s_labels, width, device, episode.seed
+            )
             fast += [out[0].detach().clone(), out[1].detach().clone()]
             acc_before = _accuracy(head_forward(s_feat, fast, None), s_labels)
         for step in range(cfg.inner_steps):
