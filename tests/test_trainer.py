@@ -1,0 +1,135 @@
+"""The Fabric loop on one CPU process: exact resume, NaN stop, run-dir guards, outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from picomaml.errors import PicomamlError
+from picomaml.pretrain import trainer
+from picomaml.pretrain.trainer import run_pretraining
+from pretrain_tiny import small_corpus, tiny_config
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, data_dir: Path) -> tuple[tuple[Path, Path], Path]:
+    root = tmp_path_factory.mktemp("trainer-data")
+    return small_corpus(data_dir, root / "corpus"), root / "cache"
+
+
+@pytest.fixture()
+def fabric():
+    from lightning.fabric import Fabric
+
+    f = Fabric(accelerator="cpu", devices=1)
+    f.launch()
+    return f
+
+
+def _tensors(step_dir: Path) -> dict[str, torch.Tensor]:
+    out = load_file(str(step_dir / "model.safetensors"))
+    head = step_dir / "head.safetensors"
+    if head.exists():
+        out.update({f"head.{k}": v for k, v in load_file(str(head)).items()})
+    return out
+
+
+def _records(run: Path, kind: str) -> list[dict]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def test_resume_is_bit_identical(corpus, fabric, tmp_path: Path) -> None:
+    """Stop after step 2, resume, reach step 5: parameters torch.equal to one straight run."""
+    over = ("training.max_steps=5", "checkpointing.every=2", "meta.rho=0.5")
+    cfg = tiny_config(*corpus, *over)
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    run_pretraining(cfg, straight, fabric=fabric)
+    run_pretraining(cfg, split, fabric=fabric, stop_at_step=2)
+    assert (split / "checkpoints" / "latest").read_text().strip() == "step_2"
+    run_pretraining(cfg, split, fabric=fabric, resume=True)
+
+    a, b = _tensors(straight / "checkpoints" / "step_5"), _tensors(split / "checkpoints" / "step_5")
+    assert a.keys() == b.keys() and any(k.startswith("head.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # The logged numbers agree too (timing aside), and both runs used both branches.
+    drop = ("tokens_per_s",)
+    ra = [{k: v for k, v in r.items() if k not in drop} for r in _records(straight, "train")]
+    rb = [{k: v for k, v in r.items() if k not in drop} for r in _records(split, "train")]
+    assert ra == rb and [r["step"] for r in ra] == [1, 2, 3, 4, 5]
+    assert sum(r["ar_per_step"] for r in ra) > 0 and sum(r["meta_per_step"] for r in ra) > 0
+    saved = yaml.safe_load((straight / "config.yaml").read_text())
+    assert saved["meta"]["rho"] == 0.5 and saved["training"]["max_steps"] == 5
+
+
+def test_same_seed_same_numbers_and_outputs(corpus, fabric, tmp_path: Path) -> None:
+    over = (
+        "training.max_steps=2",
+        "dynamics.enabled=true",
+        "dynamics.every=2",
+        "dynamics.eval_batch_size=4",
+    )
+    cfg = tiny_config(*corpus, *over)
+    run_pretraining(cfg, tmp_path / "a", fabric=fabric)
+    run_pretraining(cfg, tmp_path / "b", fabric=fabric)
+    a, b = (
+        _tensors(tmp_path / "a" / "checkpoints" / "step_2"),
+        _tensors(tmp_path / "b" / "checkpoints" / "step_2"),
+    )
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    train = _records(tmp_path / "a", "train")
+    assert {"lr", "ar_loss", "meta_loss", "ar_per_step", "meta_per_step", "tokens", "tokens_per_s",
+            "support_acc_before", "support_acc_after", "query_acc", "head_weight_mean",
+            "head_weight_std", "head_grad_norm", "grad_norm"} <= set(train[0])  # fmt: skip
+    assert train[-1]["ar_per_step"] + train[-1]["meta_per_step"] == 2  # accumulation steps
+    (dyn,) = _records(tmp_path / "a", "dynamics")
+    assert dyn["step"] == 2 and math.isfinite(dyn["val_perplexity"])
+    assert len(dyn["per"]) == 6 and all(0 < v <= 1 for v in dyn["per"].values())
+    ld = tmp_path / "a" / "checkpoints" / "step_2" / "learning_dynamics"
+    assert sorted(p.name for p in ld.iterdir()) == sorted(
+        f"{s}_{k}.pt" for s in ("train", "val") for k in ("activations", "gradients", "weights")
+    )
+    acts = torch.load(ld / "train_activations.pt", weights_only=True)
+    assert acts["layers.1.swiglu.w_2"].shape == (4, 48)
+
+
+def test_nonfinite_loss_stops_and_keeps_last_checkpoint(
+    corpus, fabric, tmp_path, monkeypatch
+) -> None:
+    real = trainer.ar_loss
+    calls = {"n": 0}
+
+    def poisoned(model, rows):
+        calls["n"] += 1
+        loss = real(model, rows)
+        return loss * float("inf") if calls["n"] == 5 else loss  # micro-batch 1 of step 3
+
+    monkeypatch.setattr(trainer, "ar_loss", poisoned)
+    cfg = tiny_config(*corpus, "meta.rho=0.0", "training.max_steps=4", "checkpointing.every=2")
+    run = tmp_path / "nan"
+    with pytest.raises(PicomamlError, match=r"non-finite ar loss at optimizer step 3.*step_2"):
+        run_pretraining(cfg, run, fabric=fabric)
+    assert (run / "checkpoints" / "latest").read_text().strip() == "step_2"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_2"]
+
+
+def test_run_dir_guards(corpus, fabric, tmp_path) -> None:
+    cfg = tiny_config(*corpus, "training.max_steps=2", "meta.rho=0.0")
+    run = tmp_path / "run"
+    run_pretraining(cfg, run, fabric=fabric)
+    with pytest.raises(PicomamlError, match="--resume"):
+        run_pretraining(cfg, run, fabric=fabric)
+    other = tiny_config(*corpus, "training.max_steps=2", "meta.rho=0.0", "training.lr=0.5")
+    with pytest.raises(PicomamlError, match=r"training.lr: 0.001 in the run, 0.5 now"):
+        run_pretraining(other, run, fabric=fabric, resume=True)
+    # Resuming a finished run does nothing; resuming an empty dir starts fresh.
+    run_pretraining(cfg, run, fabric=fabric, resume=True)
+    run_pretraining(cfg, tmp_path / "fresh", fabric=fabric, resume=True)
+    assert (tmp_path / "fresh" / "checkpoints" / "step_2").is_dir()
