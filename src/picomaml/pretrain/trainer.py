@@ -247,6 +247,12 @@ class _Run:
         self.accum = cfg.training.accumulation_steps(self.world)
         self.ckpt_root = run_dir / cfg.checkpointing.dir
         self.meta_on = cfg.meta.enabled and cfg.meta.rho > 0
+        if _is_fsdp(fabric):
+            raise PicomamlError(
+                "runtime.strategy=fsdp: Fabric can launch it, but this trainer's checkpoints "
+                "(a full Pico folder plus optimizer state) are not implemented for sharded "
+                "parameters; use ddp (every Pico tier fits on one GPU)"
+            )
         self._check_world()
         resume_from = self._prepare_run_dir(resume)
 
@@ -383,7 +389,8 @@ class _Run:
     def train_step(self) -> Tensor:
         """One optimizer step over ``accum`` micro-batches; returns the rank-reduced stats."""
         fabric = self.fabric
-        stats = torch.zeros(len(_STATS), dtype=torch.float64)
+        dtype = torch.float32 if fabric.device.type == "mps" else torch.float64
+        stats = torch.zeros(len(_STATS), dtype=dtype, device=fabric.device)
         for i, is_meta in enumerate(self._draw_branches()):
             last = i == self.accum - 1
             with fabric.no_backward_sync(self.model, enabled=not last):
@@ -393,7 +400,7 @@ class _Run:
             _average_grads(fabric, list(self.head.parameters()))
         # Mean over ranks: branch counts are equal on every rank; loss sums become the
         # global mean once divided by the count (shards are equal in size).
-        stats = fabric.all_reduce(stats.to(fabric.device), reduce_op="mean").cpu()
+        stats = fabric.all_reduce(stats, reduce_op="mean").cpu()
         self._stop_if_nonfinite(stats)
         grad_norm = self._clip()
         self.optimizer.step()
@@ -427,12 +434,11 @@ class _Run:
         rows = self.data.loader.next_rows(self.cfg.training.micro_batch_size)
         rows = rows.to(self.fabric.device)
         loss = ar_loss(self.model, rows)
-        value = float(loss.detach())
+        # Kept on the device (no per-micro-batch sync); checked once per step.
+        value = loss.detach().to(stats.dtype)
         stats[_IDX["n_ar"]] += 1
-        if math.isfinite(value):
-            stats[_IDX["ar_loss"]] += value
-        else:
-            stats[_IDX["bad_ar"]] += 1
+        stats[_IDX["ar_loss"]] += value
+        stats[_IDX["bad_ar"]] += (~torch.isfinite(value)).to(stats.dtype)
         self.tokens += (rows.shape[1] - 1) * rows.shape[0] * self.world
         return loss
 
@@ -481,8 +487,6 @@ class _Run:
             norm = self.fabric.clip_gradients(
                 self.model, self.optimizer, max_norm=clip, error_if_nonfinite=False
             )
-            if self.head is not None and _is_fsdp(self.fabric):
-                torch.nn.utils.clip_grad_norm_(self.head.parameters(), clip)
         else:
             grads = [p.grad for g in self.raw_optimizer.param_groups for p in g["params"]]
             grads = [g for g in grads if g is not None]
