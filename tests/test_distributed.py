@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from picomaml.pretrain.trainer import run_pretraining
+from picomaml.pretrain.trainer import ddp_strategy, run_pretraining
 from pretrain_tiny import small_corpus, tiny_config
 
 ADAM = ("training.eps=1.0e-6",)
@@ -40,7 +40,6 @@ def _final(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def test_two_processes_match_one(tmp_path: Path, data_dir: Path) -> None:
     from lightning.fabric import Fabric
-    from lightning.fabric.strategies import DDPStrategy
 
     corpus = small_corpus(data_dir, tmp_path / "corpus")
     cache = tmp_path / "cache"
@@ -53,10 +52,7 @@ def test_two_processes_match_one(tmp_path: Path, data_dir: Path) -> None:
         cfg2 = tiny_config(corpus, cache, rho, "training.micro_batch_size=2", *ADAM)
         jobs.append((cfg2, str(tmp_path / f"two-{name}")))
 
-    strategy = DDPStrategy(
-        start_method="spawn", find_unused_parameters=True, broadcast_buffers=False
-    )
-    fabric = Fabric(accelerator="cpu", devices=2, strategy=strategy)
+    fabric = Fabric(accelerator="cpu", devices=2, strategy=ddp_strategy(start_method="spawn"))
     fabric.launch(_two_rank_worker, jobs)
 
     for name in VARIANTS:

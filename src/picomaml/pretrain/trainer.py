@@ -94,13 +94,12 @@ def build_fabric(
     ``torchrun`` and SLURM launches work as Fabric documents.
     """
     from lightning.fabric import Fabric
-    from lightning.fabric.strategies import DDPStrategy
 
     rt = cfg.runtime
     multi = rt.num_nodes > 1 or rt.devices not in (1, "1")
     strategy: Any = rt.strategy
     if rt.strategy == "ddp" or (rt.strategy == "auto" and multi and rt.devices != "auto"):
-        strategy = DDPStrategy(find_unused_parameters=True, broadcast_buffers=False)
+        strategy = ddp_strategy()
     accelerator = rt.accelerator
     cuda = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
     precision = cfg.training.resolved_precision(cuda)
@@ -112,6 +111,20 @@ def build_fabric(
         precision=precision,  # type: ignore[arg-type]
         loggers=_loggers(cfg, run_dir),
     )
+
+
+def ddp_strategy(**kwargs: Any):  # -> lightning.fabric.strategies.DDPStrategy
+    """DDP as the hybrid loop needs it: unused parameters allowed (episodes skip the
+    vocabulary projection) and no per-forward buffer sync (the RoPE tables are
+    constants). ``kwargs`` go to ``DDPStrategy`` (e.g. ``start_method="spawn"``)."""
+    import inspect
+
+    from lightning.fabric.strategies import DDPStrategy
+    from torch.nn.parallel import DistributedDataParallel
+
+    params = inspect.signature(DistributedDataParallel.__init__).parameters
+    sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
+    return DDPStrategy(find_unused_parameters=True, **{sync: False}, **kwargs)
 
 
 def _loggers(cfg: PretrainConfig, run_dir: str | Path | None) -> list[Any]:
@@ -167,21 +180,6 @@ def run_pretraining(
         fabric.launch()
     _Run(fabric, cfg, run_dir, data_dir=data_dir, resume=resume).train(stop_at_step)
     return run_dir
-
-
-def launched_entry(
-    fabric: Any,
-    cfg: PretrainConfig,
-    run_dir: str | Path,
-    resume: bool = False,
-    data_dir: str | Path | None = None,
-    stop_at_step: int | None = None,
-) -> str:
-    """``fabric.launch(launched_entry, cfg, run_dir, ...)`` target for spawn-based launches."""
-    run_pretraining(
-        cfg, run_dir, resume=resume, data_dir=data_dir, fabric=fabric, stop_at_step=stop_at_step
-    )
-    return str(run_dir)
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -745,4 +743,4 @@ def _append_jsonl(path: Path, record: dict[str, Any]) -> None:
         fh.write(json.dumps(record) + "\n")
 
 
-__all__ = ["build_fabric", "launched_entry", "run_pretraining"]
+__all__ = ["build_fabric", "ddp_strategy", "run_pretraining"]
