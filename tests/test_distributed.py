@@ -19,7 +19,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from picomaml.model import PicoConfig, PicoDecoder
 from picomaml.pretrain.trainer import ddp_strategy, run_pretraining
+from picomaml.seeding import seed_everything
 from pretrain_tiny import small_corpus, tiny_config
 
 ADAM = ("training.eps=1.0e-6",)
@@ -61,6 +63,13 @@ def test_two_processes_match_one(tmp_path: Path, data_dir: Path) -> None:
         for key in one:
             diff = (one[key] - two[key]).abs().max().item()
             assert diff <= 1e-5, f"{name}: {key} differs by {diff}"
+    # MAML-only never uses the vocabulary projection: no gradient, so AdamW leaves it
+    # exactly at its initial value, on one process and under DDP alike.
+    seed_everything(0)
+    init = PicoDecoder(PicoConfig(d_model=48, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=32))
+    key = "pico_decoder.de_embedding_proj.weight"
+    for run in ("one-maml", "two-maml"):
+        assert torch.equal(_final(tmp_path / run)[key], init.de_embedding_proj.weight.detach())
     # The runs did train, and differently per branch mix (equality above is not vacuous).
     ar, maml = _final(tmp_path / "one-ar"), _final(tmp_path / "one-maml")
     key = "pico_decoder.layers.0.attention.q_proj.weight"

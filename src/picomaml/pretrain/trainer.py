@@ -301,13 +301,6 @@ class _Run:
             self._restore(state)
         self.raw_optimizer = optimizer
         self.optimizer = fabric.setup_optimizers(optimizer)
-        # Gradients are zero tensors from the start and zeroed in place, never None, so a
-        # step without any AR micro-batch (no gradient for the vocabulary projection) or
-        # without any episode (none for the head) gives the same AdamW update in one
-        # process and under DDP, whatever DDP does with parameters no rank used.
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                p.grad = torch.zeros_like(p)
         self.valid_batches = self._valid_batches()
 
     # -- setup helpers ----------------------------------------------------------------------
@@ -403,12 +396,15 @@ class _Run:
         grad_norm = self._clip()
         self.optimizer.step()
         self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=False)
+        # None, not zeros: a parameter without gradient in a step (the vocabulary
+        # projection in an all-episode step, the head in an all-AR step) is skipped by
+        # AdamW, no decay, no momentum; DDP leaves such gradients None on every rank too.
+        self.optimizer.zero_grad(set_to_none=True)
         stats = torch.cat([stats, torch.tensor([grad_norm], dtype=torch.float64)])
         return stats
 
     def _draw_branches(self) -> list[bool]:
-        """Branch per micro-batch (True = meta), drawn on rank 0 and broadcast, meta first."""
+        """Branch per micro-batch (True = meta), drawn on rank 0 and broadcast."""
         if not self.meta_on:
             return [False] * self.accum
         draws: list[bool] | None = None
@@ -421,12 +417,7 @@ class _Run:
         if self.world > 1:
             draws = self.fabric.broadcast(draws, src=0)
         assert draws is not None
-        # Meta micro-batches first: the summed gradient does not depend on the order, and
-        # the last (synchronising) micro-batch is then an AR one whenever the step has
-        # any. DDP only all-reduces parameters used in that micro-batch's forward, and
-        # an episode never uses the vocabulary projection, whose gradient accumulated
-        # by earlier AR micro-batches would otherwise stay unsynchronised.
-        return sorted(draws, reverse=True)
+        return draws
 
     def _ar_micro_batch(self, stats: Tensor) -> Tensor:
         rows = self.data.loader.next_rows(self.cfg.training.micro_batch_size)
