@@ -19,7 +19,7 @@ One optimizer step, read top to bottom (:meth:`_Run.train_step`):
 
 With the same global batch, the gradients equal those of a single-process run, so the
 parameters agree across world sizes (``tests/test_distributed.py``), and stopping and
-resuming gives bit-identical parameters (``tests/test_trainer_resume.py``).
+resuming gives bit-identical parameters (``tests/test_trainer.py``).
 
 SMLMT episodes are drawn from a pool made of the first ``meta.pool_tokens`` tokens
 (whole packed rows, in file order) of the training corpus, the same rows on every rank.
@@ -88,18 +88,19 @@ def build_fabric(
 ):  # -> lightning.fabric.Fabric
     """Fabric from ``cfg.runtime`` and ``cfg.training.precision`` (not yet launched).
 
-    ``ddp`` (and ``auto`` with more than one device or node) becomes a DDP strategy with
-    ``find_unused_parameters=True``, because a MAML micro-batch never touches the
-    vocabulary projection; every other strategy name is passed to Fabric unchanged, so
-    ``torchrun`` and SLURM launches work as Fabric documents.
+    ``ddp`` (and ``auto`` with more than one device or node) becomes
+    :func:`ddp_strategy` (``find_unused_parameters=True`` when episodes run, because a
+    MAML micro-batch never touches the vocabulary projection); ``devices: auto`` or
+    ``-1`` counts as possibly several. Every other strategy name is passed to Fabric
+    unchanged, so ``torchrun`` and SLURM launches work as Fabric documents.
     """
     from lightning.fabric import Fabric
 
     rt = cfg.runtime
     multi = rt.num_nodes > 1 or rt.devices not in (1, "1")
     strategy: Any = rt.strategy
-    if rt.strategy == "ddp" or (rt.strategy == "auto" and multi and rt.devices != "auto"):
-        strategy = ddp_strategy()
+    if rt.strategy == "ddp" or (rt.strategy == "auto" and multi):
+        strategy = ddp_strategy(find_unused_parameters=cfg.meta.enabled and cfg.meta.rho > 0)
     accelerator = rt.accelerator
     cuda = accelerator in ("cuda", "gpu") or (accelerator == "auto" and torch.cuda.is_available())
     precision = cfg.training.resolved_precision(cuda)
@@ -113,10 +114,12 @@ def build_fabric(
     )
 
 
-def ddp_strategy(**kwargs: Any):  # -> lightning.fabric.strategies.DDPStrategy
-    """DDP as the hybrid loop needs it: unused parameters allowed (episodes skip the
-    vocabulary projection) and no per-forward buffer sync (the RoPE tables are
-    constants). ``kwargs`` go to ``DDPStrategy`` (e.g. ``start_method="spawn"``)."""
+def ddp_strategy(
+    find_unused_parameters: bool = True, **kwargs: Any
+):  # -> lightning.fabric.strategies.DDPStrategy
+    """DDP as the hybrid loop needs it: unused parameters allowed when episodes run
+    (they skip the vocabulary projection) and no per-forward buffer sync (the RoPE
+    tables are constants). ``kwargs`` go to ``DDPStrategy`` (``start_method="spawn"``)."""
     import inspect
 
     from lightning.fabric.strategies import DDPStrategy
@@ -124,7 +127,7 @@ def ddp_strategy(**kwargs: Any):  # -> lightning.fabric.strategies.DDPStrategy
 
     params = inspect.signature(DistributedDataParallel.__init__).parameters
     sync = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"
-    return DDPStrategy(find_unused_parameters=True, **{sync: False}, **kwargs)
+    return DDPStrategy(find_unused_parameters=find_unused_parameters, **{sync: False}, **kwargs)
 
 
 def _loggers(cfg: PretrainConfig, run_dir: str | Path | None) -> list[Any]:
@@ -207,8 +210,10 @@ def _load_data(cfg: PretrainConfig, data_dir: str | Path | None, rank: int, worl
     probe_n = cfg.dynamics.eval_batch_size
     if d.kind == "hub":
         loader = HubRowStream(d.corpus, d.seq_len, rank=rank, world_size=world)
+        # The stream's first rows serve as the SMLMT pool and the dynamics probe batch.
         pool_rows = -(-(cfg.meta.pool_tokens or 4_000_000) // (d.seq_len + 1))
-        head_rows = HubRowStream(d.corpus, d.seq_len).next_rows(max(pool_rows, probe_n)).numpy()
+        n = max(pool_rows, probe_n) if cfg.meta.enabled else probe_n
+        head_rows = HubRowStream(d.corpus, d.seq_len).next_rows(n).numpy()
         return _Data(loader, head_rows, torch.from_numpy(head_rows[:probe_n]), None, tokenizer)
 
     def rows_of(path: str | Path):
