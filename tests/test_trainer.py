@@ -133,3 +133,11 @@ def test_run_dir_guards(corpus, fabric, tmp_path) -> None:
     run_pretraining(cfg, run, fabric=fabric, resume=True)
     run_pretraining(cfg, tmp_path / "fresh", fabric=fabric, resume=True)
     assert (tmp_path / "fresh" / "checkpoints" / "step_2").is_dir()
+
+
+def test_per_step_branch_draw(corpus, fabric, tmp_path) -> None:
+    """``meta.branch_draw: per_step``: all micro-batches of a step take the same branch."""
+    cfg = tiny_config(*corpus, "meta.branch_draw=per_step", "training.max_steps=6")
+    run_pretraining(cfg, tmp_path / "run", fabric=fabric)
+    counts = [(r["ar_per_step"], r["meta_per_step"]) for r in _records(tmp_path / "run", "train")]
+    assert set(counts) == {(2.0, 0.0), (0.0, 2.0)}  # both kinds occur, never mixed
