@@ -71,7 +71,9 @@ def _run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         stop_at_step=args.stop_at_step,
     )
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
     latest = run_dir / cfg.checkpointing.dir / "latest"
-    if latest.is_file():
+    if getattr(rank_zero_only, "rank", 0) == 0 and latest.is_file():  # once, not per rank
         print(f"pretraining done: {run_dir} (latest checkpoint {latest.read_text().strip()})")
     return 0
