@@ -105,8 +105,17 @@ def _crf_from_args(args: argparse.Namespace) -> dict:
     return bench_crf(iters=getattr(args, "iters", None) or 20)
 
 
+def _head_cache_from_args(args: argparse.Namespace) -> dict:
+    from picomaml.ner.bench_cache import head_cache_from_args
+
+    return head_cache_from_args(args)
+
+
 #: Benchmarks run by :func:`main`, in order: ``(name, fn(args) -> dict)``.
-BENCHES: list[tuple[str, Callable[[argparse.Namespace], dict]]] = [("crf", _crf_from_args)]
+BENCHES: list[tuple[str, Callable[[argparse.Namespace], dict]]] = [
+    ("crf", _crf_from_args),
+    ("head_cache", _head_cache_from_args),
+]
 
 
 def environment() -> dict:
@@ -134,5 +143,12 @@ def main(args: argparse.Namespace) -> int:
         for device, entry in crf["devices"].items():
             figures = ", ".join(f"{k} {v['sequences_per_s']:.0f} seq/s" for k, v in entry.items())
             print(f"CRF {crf['batch']}x{crf['length']} on {device}: {figures}")
+    cache = report.get("head_cache")
+    if cache:
+        print(
+            f"head-only epoch ({cache['n_sentences']} {cache['source']} sentences, "
+            f"{cache['size']} backbone): cached {cache['epoch_s_cached']:.3f}s, "
+            f"recomputed {cache['epoch_s_recompute']:.3f}s ({cache['speedup']:.1f}x)"
+        )
     print(f"wrote {out}")
     return 0

@@ -13,7 +13,6 @@ For the head-only regime the backbone is frozen, so features are computed once u
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -160,22 +159,11 @@ def check_size(config: object, size: str | None, where: str) -> None:
 
 def load_backbone(path: str | Path, size: str | None = None):  # -> (PicoDecoder, Resolved)
     """Resolve and load a backbone, checking its tier against ``size`` before loading weights."""
-    from picomaml.model import PicoConfig, load_pico
+    from picomaml.model import load_pico, read_pico_config
 
     resolved = resolve_backbone(path)
-    cfg_path = resolved.folder / "config.json"
-    try:
-        raw = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PicomamlError(f"{cfg_path}: not valid JSON ({exc})") from exc
-    known = {k: v for k, v in raw.items() if k in PicoConfig.__dataclass_fields__}
-    try:
-        check_size(PicoConfig(**known), size, str(resolved.folder))
-    except TypeError as exc:
-        raise PicomamlError(f"{cfg_path}: not a Pico config ({exc})") from exc
-    model = load_pico(resolved.folder)
-    check_size(model.config, size, str(resolved.folder))
-    return model, resolved
+    check_size(read_pico_config(resolved.folder), size, str(resolved.folder))
+    return load_pico(resolved.folder), resolved
 
 
 # --- words -> windows ----------------------------------------------------------------------

@@ -202,6 +202,12 @@ def _atomic_json(path: Path, obj: Any) -> None:
     tmp.replace(path)
 
 
+def _config_dict(config: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(config):
+        return dataclasses.asdict(config)
+    return dict(vars(config))
+
+
 def _state_copy(module: torch.nn.Module) -> dict[str, Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
@@ -395,7 +401,7 @@ def finetune(
     run = {
         "backbone": str(resolved.folder),
         "backbone_requested": resolved.requested,
-        "backbone_config": dataclasses.asdict(model.config),
+        "backbone_config": _config_dict(model.config),
         "source": cfg.source,
         "regime": cfg.regime,
         "seed": cfg.seed,
