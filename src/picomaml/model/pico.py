@@ -19,6 +19,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,10 +112,14 @@ class RMSNorm(nn.Module):
         return normed.type_as(x) * self.weight
 
 
-def rope_tables(head_dim: int, max_seq_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin [max_seq_len, head_dim/2] of angle position * theta^(-2i/head_dim)."""
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2).float() / head_dim))  # [Dh/2]
-    angles = torch.outer(torch.arange(max_seq_len).float(), inv_freq)  # [T, Dh/2]
+def rope_tables(
+    head_dim: int, max_seq_len: int, theta: float, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 cos and sin [max_seq_len, head_dim/2] of angle position * theta^(-2i/head_dim)."""
+    exponents = torch.arange(0, head_dim, 2, device=device).float() / head_dim  # [Dh/2]
+    inv_freq = 1.0 / (theta**exponents)  # [Dh/2]
+    positions = torch.arange(max_seq_len, device=device).float()  # [T]
+    angles = torch.outer(positions, inv_freq)  # [T, Dh/2]
     return angles.cos(), angles.sin()
 
 
@@ -202,9 +207,27 @@ class PicoDecoder(nn.Module):
         self.output_norm = RMSNorm(config.d_model, config.norm_eps)
         self.de_embedding_proj = nn.Linear(config.d_model, config.vocab_size, bias=False)
         cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer("rope_cos", cos, persistent=False)  # [max_seq_len, Dh/2]
+        self.register_buffer("rope_sin", sin, persistent=False)  # [max_seq_len, Dh/2]
         self.reset_parameters()
+
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        """Follow device moves but keep the RoPE tables in float32.
+
+        ``model.to(torch.bfloat16)`` (e.g. Fabric's ``bf16-true``) would otherwise round
+        cos/sin of angles up to 2047 rad to 8 bits of mantissa; pico-train keeps them at
+        full precision, so we rebuild them on the new device instead.
+        """
+        super()._apply(fn, recurse)
+        if self.rope_cos.dtype != torch.float32:
+            cos, sin = rope_tables(
+                self.config.head_dim,
+                self.config.max_seq_len,
+                self.config.rope_theta,
+                device=self.rope_cos.device,
+            )
+            self.rope_cos, self.rope_sin = cos, sin
+        return self
 
     def reset_parameters(self) -> None:
         """GPT-style init: N(0, 0.02) for embeddings and projections, ones for norms.
@@ -243,14 +266,20 @@ class PicoDecoder(nn.Module):
         return (logits, hidden) if return_hidden else logits
 
 
+# pico-train's attention stores ``batch_size`` (it does not change the math); its
+# PicoDecoderHF cannot be built from a config.json without it, so we write its default.
+PICO_TRAIN_BATCH_SIZE = 1024
+
+
 def _hf_config(config: PicoConfig) -> dict[str, object]:
-    """config.json in the Hugging Face Pico layout (names as pico-train's model config)."""
+    """config.json in the Hugging Face Pico layout (the fields of pico-train's ModelConfig)."""
     return {
         "architectures": ["PicoDecoderHF"],
         "model_type": "pico_decoder",
         "d_model": config.d_model,
         "n_layers": config.n_layers,
         "vocab_size": config.vocab_size,
+        "batch_size": PICO_TRAIN_BATCH_SIZE,
         "max_seq_len": config.max_seq_len,
         "attention_n_heads": config.n_heads,
         "attention_n_kv_heads": config.n_kv_heads,
@@ -261,75 +290,127 @@ def _hf_config(config: PicoConfig) -> dict[str, object]:
     }
 
 
-HF_TO_FIELD = {
-    "d_model": "d_model",
-    "n_layers": "n_layers",
-    "vocab_size": "vocab_size",
-    "max_seq_len": "max_seq_len",
-    "attention_n_heads": "n_heads",
-    "attention_n_kv_heads": "n_kv_heads",
-    "activation_hidden_dim": "activation_hidden_dim",
-    "norm_eps": "norm_eps",
-    "position_emb_theta": "rope_theta",
+# config.json key -> (PicoConfig field, expected JSON type). Other keys (architectures,
+# auto_map, batch_size, dropout, torch_dtype, transformers_version, ...) are ignored.
+HF_TO_FIELD: dict[str, tuple[str, type]] = {
+    "d_model": ("d_model", int),
+    "n_layers": ("n_layers", int),
+    "vocab_size": ("vocab_size", int),
+    "max_seq_len": ("max_seq_len", int),
+    "attention_n_heads": ("n_heads", int),
+    "attention_n_kv_heads": ("n_kv_heads", int),
+    "activation_hidden_dim": ("activation_hidden_dim", int),
+    "norm_eps": ("norm_eps", float),
+    "position_emb_theta": ("rope_theta", float),
 }
+OPTIONAL_HF_KEYS = {"attention_n_kv_heads", "activation_hidden_dim"}
 
 
 def read_pico_config(folder: str | Path) -> PicoConfig:
-    """Read a Hugging Face Pico ``config.json``; missing architecture keys are errors."""
+    """Read a Hugging Face Pico ``config.json`` without loading weights.
+
+    ``attention_n_kv_heads`` null or absent means plain multi-head attention; an
+    ``activation_hidden_dim`` of 4 d is stored as None so a saved tier reads back equal
+    to ``config_for(size)``.
+    """
     path = Path(folder) / "config.json"
     if not path.is_file():
         raise PicomamlError(f"not a Pico model folder (no config.json): {folder}")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise PicomamlError(f"{path}: not valid JSON ({exc})") from exc
-    missing = [k for k in HF_TO_FIELD if k not in raw and k != "activation_hidden_dim"]
+    if not isinstance(raw, dict):
+        raise PicomamlError(f"{path}: expected a JSON object, got {type(raw).__name__}")
+    if raw.get("model_type", "pico_decoder") != "pico_decoder":
+        raise PicomamlError(f"{path}: model_type is {raw['model_type']!r}, expected 'pico_decoder'")
+    missing = [k for k in HF_TO_FIELD if k not in raw and k not in OPTIONAL_HF_KEYS]
     if missing:
         raise PicomamlError(f"{path}: missing key(s) {', '.join(missing)}")
-    fields = {HF_TO_FIELD[k]: raw[k] for k in HF_TO_FIELD if k in raw}
-    return PicoConfig(**fields)
+    fields: dict[str, int | float] = {}
+    for key, (field, kind) in HF_TO_FIELD.items():
+        value = raw.get(key)
+        if value is None:
+            continue
+        ok = isinstance(value, int) if kind is int else isinstance(value, (int, float))
+        if not ok or isinstance(value, bool):
+            raise PicomamlError(f"{path}: {key} must be a {kind.__name__}, got {value!r}")
+        fields[field] = kind(value)
+    fields.setdefault("n_kv_heads", fields["n_heads"])
+    if fields.get("activation_hidden_dim") == 4 * fields["d_model"]:
+        del fields["activation_hidden_dim"]  # the default width, read back as None
+    try:
+        return PicoConfig(**fields)  # type: ignore[arg-type]
+    except PicomamlError as exc:
+        raise PicomamlError(f"{path}: {exc}") from exc
+
+
+def _write_atomically(path: Path, write: Callable[[str], None]) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def save_pico(model: PicoDecoder, folder: str | Path) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` (keys ``pico_decoder.*``) atomically."""
+    """Write ``config.json`` + ``model.safetensors`` (float32 keys ``pico_decoder.*``).
+
+    Each file is replaced atomically, weights first, so an interrupted save never leaves
+    a config.json describing weights that are not there.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {
-        HF_PREFIX + name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()
+        HF_PREFIX + name: t.detach().to("cpu", torch.float32).contiguous()
+        for name, t in model.state_dict().items()
     }
-    for name, write in (
-        ("model.safetensors", lambda p: save_file(tensors, p, metadata={"format": "pt"})),
-        (
-            "config.json",
-            lambda p: Path(p).write_text(json.dumps(_hf_config(model.config), indent=2) + "\n"),
-        ),
-    ):
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-        os.close(fd)
-        write(tmp)
-        os.replace(tmp, folder / name)
+    config_text = json.dumps(_hf_config(model.config), indent=2) + "\n"
+    _write_atomically(
+        folder / "model.safetensors",
+        lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}),
+    )
+    _write_atomically(
+        folder / "config.json", lambda tmp: Path(tmp).write_text(config_text, encoding="utf-8")
+    )
     return folder
 
 
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+
+
 def load_pico(folder: str | Path, map_location: str | torch.device = "cpu") -> PicoDecoder:
-    """Load a Hugging Face-format Pico folder; mismatched tensor names are errors naming them."""
+    """Load a Hugging Face-format Pico folder (published Pico checkpoints or ours).
+
+    Tensor names may carry the ``pico_decoder.`` prefix (HF format) or not (a bare
+    state dict); missing or unexpected names and wrong shapes are errors naming them.
+    Weights stored in another dtype (e.g. bf16) are cast to the model's float32.
+    """
     folder = Path(folder)
     config = read_pico_config(folder)
     weights = folder / "model.safetensors"
     if not weights.is_file():
         raise PicomamlError(f"no model.safetensors in {folder}")
-    raw = load_file(str(weights), device=str(map_location))
+    try:
+        raw = load_file(str(weights), device=str(map_location))
+    except Exception as exc:  # safetensors raises its own error types for bad files
+        raise PicomamlError(f"{weights}: cannot read safetensors file ({exc})") from exc
     state = {k.removeprefix(HF_PREFIX): v for k, v in raw.items()}
     model = PicoDecoder(config)
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         raise PicomamlError(
-            f"{weights}: tensors do not match a Pico decoder "
-            f"(missing: {missing[:5]}{'...' if len(missing) > 5 else ''}; "
-            f"unexpected: {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})"
+            f"{weights}: tensors do not match the Pico decoder of its config.json "
+            f"(missing: {_names(missing) or 'none'}; unexpected: {_names(unexpected) or 'none'})"
         )
-    for name, tensor in model.state_dict().items():
+    for name, tensor in expected.items():
         if state[name].shape != tensor.shape:
             raise PicomamlError(
                 f"{weights}: {name} has shape {tuple(state[name].shape)}, "
