@@ -40,7 +40,16 @@ def test_parameter_counts_match_the_paper(size: str, total: int) -> None:
     assert counts["embedding"] + counts["non_embedding"] == total
 
 
-@pytest.mark.parametrize("config", [config_for("tiny"), SMALL])
+@pytest.mark.parametrize(
+    "config",
+    [
+        config_for("tiny"),
+        SMALL,
+        PicoConfig(
+            d_model=40, n_layers=3, n_heads=4, n_kv_heads=2, vocab_size=77, activation_hidden_dim=56
+        ),
+    ],
+)
 def test_analytic_count_equals_allocated(config: PicoConfig) -> None:
     assert count_parameters(config)["total"] == sum(
         p.numel() for p in PicoDecoder(config).parameters()
@@ -153,6 +162,36 @@ def test_matches_independent_reference_implementation() -> None:
     ids = torch.randint(0, 512, (1, 9))
     with torch.no_grad():
         assert torch.allclose(model(ids)[0], _reference_forward(model, ids), atol=1e-4)
+
+
+def test_attention_equals_sdpa_native_gqa() -> None:
+    """pico-train calls SDPA with enable_gqa on CUDA: query head h reads kv head h // rep."""
+    model = _model()
+    att, cfg = model.layers[0].attention, model.config
+    x = torch.randn(2, 9, 48)
+    cos, sin = model.rope_cos[:9], model.rope_sin[:9]
+    q = apply_rope(att.q_proj(x).view(2, 9, cfg.n_heads, cfg.head_dim), cos, sin)
+    k = apply_rope(att.k_proj(x).view(2, 9, cfg.n_kv_heads, cfg.head_dim), cos, sin)
+    v = att.v_proj(x).view(2, 9, cfg.n_kv_heads, cfg.head_dim)
+    native = F.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True, enable_gqa=True
+    )
+    expected = att.o_proj(native.transpose(1, 2).reshape(2, 9, 48))
+    with torch.no_grad():
+        assert torch.allclose(att(x, cos, sin), expected, atol=1e-6)
+
+
+def test_bf16_cast_keeps_rope_tables_in_float32() -> None:
+    model = _model()
+    ids = torch.randint(0, 512, (2, 64))
+    with torch.no_grad():
+        full = model(ids)
+        model.to(torch.bfloat16)
+        cos, sin = rope_tables(SMALL.head_dim, SMALL.max_seq_len, SMALL.rope_theta)
+        assert model.embedding_proj.weight.dtype == torch.bfloat16
+        assert torch.equal(model.rope_cos, cos) and torch.equal(model.rope_sin, sin)
+        assert "rope_cos" not in model.state_dict()
+        assert (model(ids) - full).abs().max() < 0.02
 
 
 def test_rmsnorm_runs_in_float32_for_bf16_input() -> None:
