@@ -234,6 +234,8 @@ def test_load_errors_name_the_problem(tmp_path: Path) -> None:
         PicoConfig(d_model=50)
     with pytest.raises(PicomamlError, match="window"):
         _model()(torch.zeros(1, 65, dtype=torch.long))
+    with pytest.raises(PicomamlError, match="batch, tokens"):
+        _model()(torch.zeros(5, dtype=torch.long))
 
 
 def test_two_sizes_live_in_one_process() -> None:

@@ -9,14 +9,17 @@ from picomaml.model import TIERS, config_dict, config_for, count_parameters
 
 
 def _info(args: argparse.Namespace) -> int:
+    """Counts come from :func:`count_parameters`, so no tier is allocated."""
     sizes = [args.size] if args.size else list(TIERS)
-    rows = {
-        size: {
-            "config": config_dict(config_for(size)),
-            "parameters": count_parameters(config_for(size)),
+    rows = {}
+    for size in sizes:
+        config = config_for(size)
+        rows[size] = {
+            "config": config_dict(config),
+            "head_dim": config.head_dim,
+            "ffn_width": config.hidden_dim,
+            "parameters": count_parameters(config),
         }
-        for size in sizes
-    }
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -24,8 +27,8 @@ def _info(args: argparse.Namespace) -> int:
         cfg, n = row["config"], row["parameters"]
         print(
             f"{size:<7} d_model={cfg['d_model']:<5} layers={cfg['n_layers']} "
-            f"heads={cfg['n_heads']}/{cfg['n_kv_heads']}kv ffn={4 * cfg['d_model']:<5} "
-            f"vocab={cfg['vocab_size']} window={cfg['max_seq_len']}  "
+            f"heads={cfg['n_heads']}/{cfg['n_kv_heads']}kv (width {row['head_dim']}) "
+            f"ffn={row['ffn_width']:<5} vocab={cfg['vocab_size']} window={cfg['max_seq_len']}  "
             f"params total={n['total']:,} embedding={n['embedding']:,} "
             f"non-embedding={n['non_embedding']:,}"
         )

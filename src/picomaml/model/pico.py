@@ -155,9 +155,9 @@ class Attention(nn.Module):
         v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim)  # [B, T, Hkv, Dh]
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         rep = self.n_heads // self.n_kv_heads
-        if rep > 1:  # same grouping as SDPA's enable_gqa / pico-train's repeat_interleave
+        if rep > 1:  # kv head j serves query heads j*rep .. j*rep+rep-1 (SDPA enable_gqa)
             k = k.repeat_interleave(rep, dim=2)  # [B, T, H, Dh]
-            v = v.repeat_interleave(rep, dim=2)
+            v = v.repeat_interleave(rep, dim=2)  # [B, T, H, Dh]
         out = F.scaled_dot_product_attention(
             q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), is_causal=True
         )  # [B, H, T, Dh]
@@ -174,7 +174,8 @@ class SwiGLU(nn.Module):
         self.w_2 = nn.Linear(config.hidden_dim, config.d_model, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.w_2(F.silu(self.w_0(x)) * self.w_1(x))
+        gate = F.silu(self.w_0(x))  # [B, T, 4d]
+        return self.w_2(gate * self.w_1(x))  # [B, T, d]
 
 
 class Block(nn.Module):
@@ -188,8 +189,8 @@ class Block(nn.Module):
         self.swiglu = SwiGLU(config)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        h = x + self.attention(self.attention_norm(x), cos, sin)
-        return h + self.swiglu(self.swiglu_norm(h))
+        h = x + self.attention(self.attention_norm(x), cos, sin)  # [B, T, d]
+        return h + self.swiglu(self.swiglu_norm(h))  # [B, T, d]
 
 
 class PicoDecoder(nn.Module):
@@ -215,8 +216,9 @@ class PicoDecoder(nn.Module):
         """Follow device moves but keep the RoPE tables in float32.
 
         ``model.to(torch.bfloat16)`` (e.g. Fabric's ``bf16-true``) would otherwise round
-        cos/sin of angles up to 2047 rad to 8 bits of mantissa; pico-train keeps them at
-        full precision, so we rebuild them on the new device instead.
+        cos/sin to 8 bits of mantissa, which moves logits visibly; pico-train rotates in
+        float32 from a complex64 table, so we rebuild the float32 tables on the new
+        device instead.
         """
         super()._apply(fn, recurse)
         if self.rope_cos.dtype != torch.float32:
@@ -230,10 +232,12 @@ class PicoDecoder(nn.Module):
         return self
 
     def reset_parameters(self) -> None:
-        """GPT-style init: N(0, 0.02) for embeddings and projections, ones for norms.
+        """GPT-2-style init: N(0, 0.02) for embeddings and projections, ones for norms.
 
         Residual output projections (o_proj, w_2) are scaled by 1/sqrt(2 L) so the
-        residual stream's variance does not grow with depth.
+        residual stream's variance does not grow with depth. (pico-train keeps PyTorch's
+        default init; this only matters when training from scratch, never for loading.)
+        Seeded by the caller: ``torch.manual_seed`` before construction.
         """
         std = 0.02
         for name, p in self.named_parameters():
@@ -245,7 +249,15 @@ class PicoDecoder(nn.Module):
                 nn.init.normal_(p, std=std)
 
     def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """Final normed hidden states [B, T, d], skipping the vocabulary projection."""
+        """Final normed hidden states [B, T, d], skipping the vocabulary projection.
+
+        Token ids are not range-checked here (that would force a device sync per call);
+        an id >= vocab_size fails inside the embedding lookup.
+        """
+        if input_ids.dim() != 2:
+            raise PicomamlError(
+                f"input_ids must be [batch, tokens], got shape {tuple(input_ids.shape)}"
+            )
         seq_len = input_ids.shape[1]
         if seq_len > self.config.max_seq_len:
             raise PicomamlError(
@@ -254,15 +266,15 @@ class PicoDecoder(nn.Module):
         x = self.embedding_proj(input_ids)  # [B, T, d]
         cos, sin = self.rope_cos[:seq_len], self.rope_sin[:seq_len]  # [T, Dh/2]
         for layer in self.layers:
-            x = layer(x, cos, sin)
-        return self.output_norm(x)
+            x = layer(x, cos, sin)  # [B, T, d]
+        return self.output_norm(x)  # [B, T, d]
 
     def forward(
         self, input_ids: torch.Tensor, return_hidden: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits [B, T, V] (float32, as pico-train), plus hidden states [B, T, d] on request."""
-        hidden = self.hidden_states(input_ids)
-        logits = self.de_embedding_proj(hidden).float()
+        hidden = self.hidden_states(input_ids)  # [B, T, d]
+        logits = self.de_embedding_proj(hidden).float()  # [B, T, V]
         return (logits, hidden) if return_hidden else logits
 
 
