@@ -6,6 +6,7 @@ predictions on a handful of Tagalog/Cebuano-like sentences), not model output.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 
 from picomaml.config import from_dict, save_config
+from picomaml.model import config_for
 from picomaml.ner.metrics import entity_scores
 from picomaml.study.analyses import DataAccess
 from picomaml.study.config import GridConfig
@@ -82,6 +84,7 @@ def _write_cell(root, cell_id, meta, variant, size, regime, source, seed, step=N
         }
     run = {
         "backbone": meta["backbone"],
+        "backbone_config": dataclasses.asdict(config_for("tiny")),
         "source": source,
         "regime": regime,
         "seed": seed,
@@ -249,6 +252,7 @@ def test_report_from_synthetic_results(tmp_path):
     assert row["vanilla F1"] == pytest.approx(100 * sum(by_variant["vanilla"]) / 8)
     assert row["MAML F1"] == pytest.approx(100 * sum(by_variant["maml"]) / 8)
     assert row["MAML F1"] > row["vanilla F1"]
+    assert row["parameters"] == 11_282_784  # the tiny tier, from run.json's backbone_config
 
     paired = json.loads((res / "tables" / "paired.json").read_text())["tables"]
     assert paired[0]["rows"][0]["pairs"] == 4  # head: 2 sources x 2 seeds
