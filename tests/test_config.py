@@ -57,6 +57,16 @@ def test_overrides_parse_yaml_values() -> None:
         apply_overrides({"name": "x"}, ["name.sub=1"])
 
 
+def test_exponent_without_dot_is_a_float(tmp_path: Path) -> None:
+    """YAML 1.1 would read 1e-3 as a string; our loader reads it as the number users mean."""
+    cfg = from_dict(Outer, apply_overrides({}, ["inner.lr=1e-3"]))
+    assert cfg.inner.lr == pytest.approx(1e-3)
+    path = tmp_path / "c.yaml"
+    path.write_text("inner:\n  lr: 3e-4\nname: 1e3x\n", encoding="utf-8")
+    cfg = load_config(Outer, path)
+    assert cfg.inner.lr == pytest.approx(3e-4) and cfg.name == "1e3x"
+
+
 def test_file_roundtrip_and_errors_name_file(tmp_path: Path) -> None:
     cfg = from_dict(Outer, {"name": "n", "path": "some/where", "inner": {"mode": "b"}})
     target = tmp_path / "c.yaml"

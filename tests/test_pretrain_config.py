@@ -117,3 +117,10 @@ def test_model_section_builds_the_pico_config() -> None:
     assert (pico.d_model, pico.n_layers, pico.max_seq_len) == (96, 12, 128)
     small = load_pretrain_config(None, ["model.size=small", "model.n_layers=2"]).model
     assert (small.pico_config().d_model, small.pico_config().n_layers) == (384, 2)
+
+
+def test_model_section_width_override() -> None:
+    """An explicit ``model.d_model`` replaces the tier's width (it used to be a duplicate kwarg)."""
+    section = load_pretrain_config(None, ["model.d_model=48", "model.n_heads=4"]).model
+    pico = section.pico_config(64)
+    assert (pico.d_model, pico.n_heads, pico.max_seq_len) == (48, 4, 64)

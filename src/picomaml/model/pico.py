@@ -74,10 +74,11 @@ class PicoConfig:
 
 
 def config_for(size: str, **overrides: object) -> PicoConfig:
-    """The configuration of a named tier, optionally with some fields changed."""
+    """The configuration of a named tier, optionally with some fields (``d_model`` too) changed."""
     if size not in TIERS:
         raise PicomamlError(f"unknown model size {size!r}; valid sizes: {', '.join(TIERS)}")
-    return PicoConfig(d_model=TIERS[size], **overrides)  # type: ignore[arg-type]
+    fields = {"d_model": TIERS[size], **overrides}
+    return PicoConfig(**fields)  # type: ignore[arg-type]
 
 
 def count_parameters(config: PicoConfig) -> dict[str, int]:

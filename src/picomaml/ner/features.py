@@ -22,6 +22,7 @@ import torch
 import yaml
 from torch import Tensor
 
+from picomaml.config import parse_yaml
 from picomaml.errors import PicomamlError
 
 #: Fields of a ``PicoConfig`` that define the backbone's shape (``max_seq_len`` and RoPE
@@ -69,7 +70,7 @@ def _pretrain_variant(run_dir: Path) -> str | None:
     if not cfg_path.is_file():
         return None
     try:
-        data = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+        data = parse_yaml(cfg_path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise PicomamlError(f"{cfg_path}: not valid YAML ({exc})") from exc
     meta = data.get("meta") if isinstance(data, dict) else None

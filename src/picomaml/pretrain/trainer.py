@@ -659,18 +659,9 @@ def _param_groups(model: nn.Module, head: nn.Module | None, cfg: PretrainConfig)
 
 
 def _pico_config(cfg: PretrainConfig):  # -> PicoConfig
-    """The backbone shape: the tier's width unless ``model.d_model`` overrides it.
-
-    Built here rather than through ``config_for`` because that helper fixes ``d_model``
-    to the tier and rejects an explicit one. ``max_seq_len`` covers rows and windows.
-    """
-    from picomaml.model import TIERS, PicoConfig
-
-    fields: dict[str, Any] = {"d_model": TIERS[cfg.model.size]}
-    fields.update(cfg.model.overrides())
-    fields.setdefault("max_seq_len", max(cfg.data.seq_len, cfg.meta.window))
+    """The backbone shape; ``max_seq_len`` defaults to cover both LM rows and episode windows."""
     try:
-        return PicoConfig(**fields)
+        return cfg.model.pico_config(max(cfg.data.seq_len, cfg.meta.window))
     except PicomamlError as exc:
         raise PicomamlError(f"model: {exc}") from exc
 

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from picomaml.config import parse_yaml
 from picomaml.errors import PicomamlError
 
 TARGETS: tuple[str, ...] = ("tl_trg", "tl_ugnayan", "ceb_gja")
@@ -194,7 +193,7 @@ def load_cell(cell_dir: Path, rel: str, datasets: tuple[str, ...] = TARGETS) -> 
         rec.train_log = read_jsonl(log)
     ft = cell_dir / "finetune.yaml"
     if ft.is_file():
-        rec.finetune_cfg = yaml.safe_load(ft.read_text(encoding="utf-8")) or {}
+        rec.finetune_cfg = parse_yaml(ft.read_text(encoding="utf-8")) or {}
     for code in datasets:
         conf = cell_dir / "confidence" / f"{code}.jsonl"
         pred = cell_dir / "predictions" / f"{code}.iob2"
@@ -216,7 +215,7 @@ def load_study(results_dir: str | Path) -> StudyData:
             f"{results_dir}: no cells/ folder; run `picomaml grid CONFIG --results {results_dir}`"
         )
     grid_path = results_dir / "grid.yaml"
-    grid = yaml.safe_load(grid_path.read_text(encoding="utf-8")) if grid_path.is_file() else {}
+    grid = parse_yaml(grid_path.read_text(encoding="utf-8")) if grid_path.is_file() else {}
     cells, failed, incomplete, warnings = [], [], [], []
     for cell_dir in sorted(p for p in cells_dir.iterdir() if p.is_dir()):
         rel = f"cells/{cell_dir.name}"

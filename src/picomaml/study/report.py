@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from picomaml.config import from_dict
+from picomaml.config import from_dict, parse_yaml
 from picomaml.errors import PicomamlError
 from picomaml.study.analyses import Analysis, Context, DataAccess, Table, param_count, run_all
 from picomaml.study.config import AnalysisSpec
@@ -83,7 +83,7 @@ def _cite(table: Table, json_name: str, limit: int = 4) -> str:
 
 def _load_yaml(path: Path) -> dict[str, Any]:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return parse_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise PicomamlError(f"{path}: not valid YAML ({exc})") from exc
 
