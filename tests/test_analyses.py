@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
 from picomaml.study import metrics_pure as mp
-from picomaml.study.analyses import convergence_deltas, pair_cells, span_stat_rows
-from picomaml.study.records import CellRecord
+from picomaml.study.analyses import (
+    Context,
+    analysis_pretraining,
+    convergence_deltas,
+    pair_cells,
+    pretraining_summary,
+    span_stat_rows,
+)
+from picomaml.study.records import CellRecord, StudyData
 
 
 def test_t90_falling_curve():
@@ -178,3 +186,55 @@ def test_span_statistics_reproduce_paper_table_4(data_dir):
     assert [stats[t]["spans"] for t in ("PER", "LOC", "ORG")] == [2277, 277, 153]
     shares = [round(100 * stats[t]["single_share"], 1) for t in ("PER", "LOC", "ORG")]
     assert shares == [87.6, 75.1, 56.9]
+
+
+def test_pretraining_summary_and_chance_verdict(tmp_path):
+    """End-of-run means use the last 20% of logged values; a query loss at ln N is flagged."""
+    metrics = [
+        {
+            "kind": "train",
+            "step": s,
+            "ar_loss": 10.0 - s,
+            "meta_loss": 2.0794,
+            "ar_per_step": 1,
+            "meta_per_step": 1,
+            "support_acc_before": 0.125,
+            "support_acc_after": 0.25,
+            "query_acc": 0.125,
+        }
+        for s in range(1, 11)
+    ] + [{"kind": "dynamics", "step": 10, "val_perplexity": 900.0}]
+    summary = pretraining_summary(metrics, ways=8)
+    assert summary["steps"] == 10 and summary["AR micro-batches"] == 10
+    assert summary["AR loss"] == pytest.approx((1.0 + 0.0) / 2)  # steps 9, 10
+    assert summary["ln N"] == pytest.approx(math.log(8))
+    assert summary["val perplexity"] == 900.0 and summary["support acc after (%)"] == 25.0
+    vanilla = pretraining_summary([{"kind": "train", "step": 1, "ar_loss": 3.0}], ways=None)
+    assert vanilla["meta loss"] is None and vanilla["ln N"] is None
+
+    run = tmp_path / "pretrain"
+    run.mkdir()
+    (run / "config.yaml").write_text("meta:\n  enabled: true\n  ways: 8\n", encoding="utf-8")
+    (run / "metrics.jsonl").write_text(
+        "\n".join(json.dumps(m) for m in metrics) + "\n", encoding="utf-8"
+    )
+    cell = CellRecord(
+        "c",
+        "cells/c",
+        "main",
+        "maml",
+        "tiny",
+        "head",
+        "sk_snk",
+        0,
+        None,
+        {"backbone": str(run)},
+        {},
+    )
+    data = StudyData(tmp_path, {}, [cell], [], [])
+    a = analysis_pretraining(data, Context(tmp_path))
+    assert a.unavailable is None and a.tables[0].rows[0]["variant"] == "maml"
+    assert "barely adapts" in a.text[0]
+    assert (tmp_path / "figures" / "12_pretraining.png").is_file()
+    cell.run = {"backbone": str(tmp_path / "elsewhere")}
+    assert analysis_pretraining(data, Context(tmp_path)).unavailable is not None

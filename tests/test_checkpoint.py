@@ -71,6 +71,19 @@ def test_replace_prune_and_bad_pointer(tmp_path) -> None:
         ckpt.load_checkpoint(tmp_path / "nothing")
 
 
+def test_keep_state_last_keeps_weights_drops_old_state(tmp_path) -> None:
+    """Old steps stay loadable as backbones (for the sweep) but lose their optimizer state."""
+    model = _model()
+    for step in (1, 2, 3):
+        ckpt.save_checkpoint(tmp_path, step, model, None, {"x": step}, keep_state_last=1)
+    for step in (1, 2, 3):
+        assert (tmp_path / f"step_{step}" / "model.safetensors").is_file()
+    states = [(tmp_path / f"step_{s}" / ckpt.STATE_FILE).is_file() for s in (1, 2, 3)]
+    assert states == [False, False, True]
+    _, _, state = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))
+    assert state["x"] == 3
+
+
 def test_interrupted_write_is_never_latest(tmp_path) -> None:
     model = _model()
     ckpt.save_checkpoint(tmp_path, 1, model, None, {})

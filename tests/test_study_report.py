@@ -146,6 +146,19 @@ def make_results(root: Path, sweep: bool = True) -> Path:
                 }
             )
         )
+        maml = variant == "maml"
+        logged = [
+            {
+                "kind": "train",
+                "step": s,
+                "ar_loss": 9.0 - 0.05 * s,
+                "ar_per_step": 1 + (not maml),
+                "meta_per_step": int(maml),
+                "meta_loss": 2.0 - 0.01 * s if maml else None,
+            }
+            for s in range(5, 65, 5)
+        ] + [{"kind": "dynamics", "step": 60, "val_perplexity": 800.0}]
+        (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in logged) + "\n")
         grid["backbones"].append({"variant": variant, "size": "tiny", "path": str(run_dir)})
     if sweep:
         grid["sweeps"] = [{"variants": ["maml"], "sizes": ["tiny"], "steps": [20, 40]}]
@@ -218,8 +231,9 @@ def test_report_from_synthetic_results(tmp_path):
         "maml-tiny, vanilla-tiny: pretrained for 60 steps" in text
         and "fine-tuning data was sliced" in text
     )
-    for n in range(1, 12):
+    for n in range(1, 13):
         assert f"### {n}. " in text
+    assert "the episodes are learned (query loss below chance)" in text
     assert "Not available" not in text
     for fig in (
         "1_scale",
@@ -230,6 +244,7 @@ def test_report_from_synthetic_results(tmp_path):
         "7_convergence",
         "10_cases",
         "11_paired",
+        "12_pretraining",
     ):
         assert (res / "figures" / f"{fig}.png").stat().st_size > 5000
         assert f"figures/{fig}.png" in text

@@ -107,12 +107,14 @@ def save_checkpoint(
     *,
     extra: Callable[[Path], None] | None = None,
     keep_last: int | None = None,
+    keep_state_last: int | None = None,
 ) -> Path:
     """Write ``root/step_N`` atomically and point ``root/latest`` at it.
 
     ``extra(folder)`` may add files (learning dynamics) before the folder is published.
     An existing ``step_N`` (left by a run that was resumed from an earlier step) is
-    replaced. With ``keep_last`` only that many newest step folders are kept.
+    replaced. With ``keep_last`` only that many newest step folders are kept; with
+    ``keep_state_last`` older folders keep their weights but lose the trainer state.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -141,19 +143,22 @@ def save_checkpoint(
     pointer.write_text(final.name + "\n", encoding="utf-8")
     os.replace(pointer, root / LATEST)
     if keep_last is not None:
-        _prune(root, keep_last, keep=final.name)
+        for path in _older_steps(root, keep_last, keep=final.name):
+            shutil.rmtree(path)
+    if keep_state_last is not None:
+        for path in _older_steps(root, keep_state_last, keep=final.name):
+            (path / STATE_FILE).unlink(missing_ok=True)
     return final
 
 
-def _prune(root: Path, keep_last: int, keep: str) -> None:
+def _older_steps(root: Path, newest: int, keep: str) -> list[Path]:
+    """Step folders other than the ``newest`` N (by step number), never ``keep``."""
     steps = sorted(
         (int(m.group(1)), p)
         for p in root.iterdir()
         if p.is_dir() and (m := _STEP_DIR.match(p.name))
     )
-    for _, path in steps[:-keep_last]:
-        if path.name != keep:
-            shutil.rmtree(path)
+    return [path for _, path in steps[:-newest] if path.name != keep]
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:

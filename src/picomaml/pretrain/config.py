@@ -296,16 +296,25 @@ class MetaSection:
 
 @dataclass
 class CheckpointingSection:
-    """Checkpoints under ``RUN_DIR/checkpoints/step_N/`` every ``every`` optimizer steps."""
+    """Checkpoints under ``RUN_DIR/checkpoints/step_N/`` every ``every`` optimizer steps.
+
+    ``keep_last`` deletes whole step folders beyond the newest N. ``keep_state_last`` keeps
+    every folder's weights (the checkpoint sweep needs them) but deletes the optimizer/RNG
+    state (twice the weights' size) of all but the newest N, so those steps can be analysed
+    but not resumed from. ``null`` keeps everything.
+    """
 
     every: int = 100
     dir: str = "checkpoints"
     keep_last: int | None = None
+    keep_state_last: int | None = None
 
     def __post_init__(self) -> None:
         _check(self.every >= 1, "checkpointing.every", "an integer >= 1", self.every)
-        if self.keep_last is not None:
-            _check(self.keep_last >= 1, "checkpointing.keep_last", ">= 1 or null", self.keep_last)
+        for name in ("keep_last", "keep_state_last"):
+            value = getattr(self, name)
+            if value is not None:
+                _check(value >= 1, f"checkpointing.{name}", ">= 1 or null", value)
 
 
 @dataclass

@@ -570,6 +570,7 @@ class _Run:
                 trainer_state,
                 extra=write_dynamics,
                 keep_last=self.cfg.checkpointing.keep_last,
+                keep_state_last=self.cfg.checkpointing.keep_state_last,
             )
         self.fabric.barrier()
 

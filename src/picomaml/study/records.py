@@ -18,6 +18,16 @@ from picomaml.errors import PicomamlError
 TARGETS: tuple[str, ...] = ("tl_trg", "tl_ugnayan", "ceb_gja")
 
 
+def pretrain_run_dir(backbone: str | Path) -> Path | None:
+    """The pretraining run dir behind a backbone path (run dir or checkpoints/step_N)."""
+    p = Path(backbone)
+    if (p / "config.yaml").is_file():
+        return p
+    if p.parent.name == "checkpoints" and (p.parent.parent / "config.yaml").is_file():
+        return p.parent.parent
+    return None
+
+
 @dataclass
 class Sentence:
     """One evaluated sentence: words, gold and predicted tags, p(gold tag) per word."""

@@ -21,7 +21,7 @@ from picomaml.config import from_dict, parse_yaml
 from picomaml.errors import PicomamlError
 from picomaml.study.analyses import Analysis, Context, DataAccess, Table, param_count, run_all
 from picomaml.study.config import AnalysisSpec
-from picomaml.study.records import StudyData, load_study
+from picomaml.study.records import StudyData, load_study, pretrain_run_dir
 
 PAPER_STEPS = 6000
 PAPER_BATCH = 1024
@@ -30,16 +30,6 @@ PAPER_COMMAND = (
     "picomaml grid configs/study/paper.yaml --results results/paper && "
     "picomaml report results/paper"
 )
-
-
-def pretrain_run_dir(backbone: str | Path) -> Path | None:
-    """The pretraining run dir behind a backbone path (run dir or checkpoints/step_N)."""
-    p = Path(backbone)
-    if (p / "config.yaml").is_file():
-        return p
-    if p.parent.name == "checkpoints" and (p.parent.parent / "config.yaml").is_file():
-        return p.parent.parent
-    return None
 
 
 def _fmt(col: str, v: Any) -> str:
