@@ -205,12 +205,12 @@ def test_pretraining_summary_and_chance_verdict(tmp_path):
         for s in range(1, 11)
     ] + [{"kind": "dynamics", "step": 10, "val_perplexity": 900.0}]
     summary = pretraining_summary(metrics, ways=8)
-    assert summary["steps"] == 10 and summary["AR micro-batches"] == 10
+    assert summary["steps"] == 10 and summary["meta share (%)"] == 50.0
     assert summary["AR loss"] == pytest.approx((1.0 + 0.0) / 2)  # steps 9, 10
-    assert summary["ln N"] == pytest.approx(math.log(8))
+    assert summary["chance loss ln N"] == pytest.approx(math.log(8))
     assert summary["val perplexity"] == 900.0 and summary["support acc after (%)"] == 25.0
     vanilla = pretraining_summary([{"kind": "train", "step": 1, "ar_loss": 3.0}], ways=None)
-    assert vanilla["meta loss"] is None and vanilla["ln N"] is None
+    assert vanilla["meta loss"] is None and vanilla["chance loss ln N"] is None
 
     run = tmp_path / "pretrain"
     run.mkdir()

@@ -55,21 +55,6 @@ CONFIG_FILE = "config.yaml"
 # Config sections whose change would make a resumed run a different run.
 _RESUME_KEYS = ("model", "data", "training", "meta")
 _RESUME_IGNORED = {("training", "precision")}
-_STATS = (
-    "ar_loss",
-    "n_ar",
-    "meta_loss",
-    "n_meta",
-    "bad_ar",
-    "bad_meta",
-    "support_acc_before",
-    "support_acc_after",
-    "query_acc",
-    "head_weight_mean",
-    "head_weight_std",
-    "head_grad_norm",
-)
-_IDX = {name: i for i, name in enumerate(_STATS)}
 _EPISODE_KEYS = (
     "support_acc_before",
     "support_acc_after",
@@ -78,6 +63,8 @@ _EPISODE_KEYS = (
     "head_weight_std",
     "head_grad_norm",
 )
+_STATS = ("ar_loss", "n_ar", "meta_loss", "n_meta", "bad_ar", "bad_meta", *_EPISODE_KEYS)
+_IDX = {name: i for i, name in enumerate(_STATS)}
 
 
 # --- Fabric ------------------------------------------------------------------------------

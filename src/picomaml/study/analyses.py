@@ -1215,14 +1215,17 @@ def pretraining_summary(
     def series(key: str) -> list[float]:
         return [float(m[key]) for m in train if m.get(key) is not None]
 
+    # Each logged row covers the same number of steps, so the ratio of the logged per-step
+    # means is the run's share of meta micro-batches.
+    n_ar = sum(float(m.get("ar_per_step") or 0) for m in train)
+    n_meta = sum(float(m.get("meta_per_step") or 0) for m in train)
     return {
         "steps": int(train[-1]["step"]) if train else None,
-        "AR micro-batches": int(sum(m.get("ar_per_step") or 0 for m in train)) or None,
-        "meta micro-batches": int(sum(m.get("meta_per_step") or 0 for m in train)) or None,
+        "meta share (%)": pct(n_meta / (n_ar + n_meta)) if n_ar + n_meta else None,
         "AR loss": _mean(_tail(series("ar_loss"))),
         "val perplexity": float(dyn[-1]["val_perplexity"]) if dyn else None,
         "meta loss": _mean(_tail(series("meta_loss"))),
-        "ln N": math.log(ways) if ways else None,
+        "chance loss ln N": math.log(ways) if ways else None,
         "support acc before (%)": pct(_mean(_tail(series("support_acc_before")))),
         "support acc after (%)": pct(_mean(_tail(series("support_acc_after")))),
         "query acc (%)": pct(_mean(_tail(series("query_acc")))),
@@ -1265,8 +1268,9 @@ def analysis_pretraining(data: StudyData, ctx: Context) -> Analysis:
         )
     )
     for r in rows:
-        if r["meta loss"] is not None and r["ln N"] is not None:
-            gap = r["ln N"] - r["meta loss"]
+        ln_n = r["chance loss ln N"]
+        if r["meta loss"] is not None and ln_n is not None:
+            gap = ln_n - r["meta loss"]
             verdict = (
                 "the inner loop barely adapts (query loss within 0.05 nats of chance), so the "
                 "meta branch gives the backbone almost no gradient; see `meta.output_init` and "
@@ -1276,7 +1280,7 @@ def analysis_pretraining(data: StudyData, ctx: Context) -> Analysis:
             )
             a.text.append(
                 f"{r['variant']}-{r['size']}: meta query loss {r['meta loss']:.3f} vs "
-                f"ln N = {r['ln N']:.3f}: {verdict}."
+                f"ln N = {ln_n:.3f}: {verdict}."
             )
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for (variant, size), metrics in curves.items():
@@ -1293,13 +1297,14 @@ def analysis_pretraining(data: StudyData, ctx: Context) -> Analysis:
             if pts:
                 steps, values = [m["step"] for m in pts], [m[key] for m in pts]
                 ax.plot(steps, values, color=color, marker=marker, label=label)
-    ways_seen = {r["ln N"] for r in rows if r["ln N"] is not None}
+    ways_seen = {r["chance loss ln N"] for r in rows if r["chance loss ln N"] is not None}
     for ln_n in ways_seen:
         axes[2].axhline(ln_n, color="grey", linestyle="--", linewidth=1, label=f"ln N = {ln_n:.2f}")
     axes[0].set(xlabel="optimizer step", ylabel="AR loss (nats)", title="Next-token loss")
     axes[1].set(xlabel="optimizer step", ylabel="perplexity", title="Held-out perplexity")
     axes[1].set_yscale("log")
     axes[2].set(xlabel="optimizer step", ylabel="query loss (nats)", title="MAML query loss")
+    axes[2].ticklabel_format(axis="y", useOffset=False)
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
