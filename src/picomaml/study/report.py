@@ -24,7 +24,8 @@ from picomaml.study.config import AnalysisSpec
 from picomaml.study.records import StudyData, load_study, pretrain_run_dir
 
 PAPER_STEPS = 6000
-PAPER_BATCH = 1024
+# The paper's effective batch in sequences: 1,024 for tiny, 2,048 for the other tiers.
+PAPER_BATCH = {"tiny": 1024, "small": 2048, "medium": 2048, "large": 2048}
 PAPER_SEQ_LEN = 2048
 PAPER_COMMAND = (
     "picomaml grid configs/study/paper.yaml --results results/paper && "
@@ -128,8 +129,9 @@ def demo_scale_reasons(
         name = f"{b['variant']}-{b['size']}"
         if b.get("steps") is not None and b["steps"] < PAPER_STEPS:
             by_reason[f"pretrained for {b['steps']} steps (paper: {PAPER_STEPS:,})"].append(name)
-        if b.get("batch (seqs)") is not None and b["batch (seqs)"] < PAPER_BATCH:
-            by_reason[f"batches of {b['batch (seqs)']} sequences (paper: {PAPER_BATCH:,}+)"].append(
+        paper_batch = PAPER_BATCH.get(b["size"], 2048)
+        if b.get("batch (seqs)") is not None and b["batch (seqs)"] < paper_batch:
+            by_reason[f"batches of {b['batch (seqs)']} sequences (paper: {paper_batch:,})"].append(
                 name
             )
         if b.get("seq len") is not None and b["seq len"] < PAPER_SEQ_LEN:
