@@ -185,6 +185,13 @@ def test_tag_cli_text_json_and_empty(head_run: Path, capsys: pytest.CaptureFixtu
         ["Salamat"],
     ]
     assert all(len(r["tags"]) == len(r["words"]) for r in rows)
+    # Text after an option is still text (argparse alone would reject it).
+    assert cli_main(["tag", str(head_run), "--json", "Salamat po", "Si Juan"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [r["words"] for r in rows] == [["Salamat", "po"], ["Si", "Juan"]]
+    with pytest.raises(SystemExit):
+        cli_main(["tag", str(head_run), "--json", "Salamat", "--bogus"])
+    capsys.readouterr()
     assert cli_main(["tag", str(head_run), ""]) == 2
     assert "no text to tag" in capsys.readouterr().err
 

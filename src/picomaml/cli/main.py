@@ -36,7 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # argparse stops filling a trailing ``nargs="*"`` positional at the first option, so
+    # ``tag RUN --json "text"`` leaves "text" over; commands that set ``trailing_into``
+    # take such leftovers (never anything that looks like an option) into that list.
+    into = getattr(args, "trailing_into", None)
+    if extra and into and not any(x.startswith("-") for x in extra):
+        getattr(args, into).extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--file", help="UTF-8 text file, one sentence per line")
     p.add_argument("--json", action="store_true", help="JSON lines: words, tags, entities")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, trailing_into="text")
 
 
 def _read_lines(args: argparse.Namespace) -> list[str]:
