@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from picomaml.cli.main import main as cli_main
 from picomaml.model import PicoConfig, PicoDecoder
 from picomaml.pretrain.bench import main as bench_main
+from picomaml.pretrain.bench import model_flops_per_token, peak_tflops
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.steps import ar_loss, build_sampler
 
@@ -65,6 +66,28 @@ def test_bench_report(tmp_path: Path) -> None:
         report["ar"]["tokens_per_s"] / report["maml"]["tokens_per_s"]
     )
     assert report["device"] == "cpu" and report["dtype"] == "float32"
+    assert report["ar"]["mfu"] is None and "peak-tflops" in report["ar"]["peak_source"]
+
+
+def test_model_flops_per_token_by_hand() -> None:
+    """PaLM convention on a config small enough to count by hand."""
+    cfg = PicoConfig(d_model=16, n_layers=1, n_heads=2, n_kv_heads=1, max_seq_len=64)
+    # Matmul parameters: q, o 16x16 each; k, v 16x8 each; SwiGLU 3 x 16 x 64; output
+    # projection vocab x 16. Norm weights (3 x 16) are counted too, as in the total.
+    n = 2 * 256 + 2 * 128 + 3 * 16 * 64 + cfg.vocab_size * 16 + 3 * 16
+    assert model_flops_per_token(cfg, 32) == 6 * n + 12 * 1 * 16 * 32
+    assert peak_tflops("NVIDIA H200") == (989.4, "data sheet (H200, dense bf16)")
+    assert peak_tflops("NVIDIA GeForce GTX 1080")[0] is None
+    assert peak_tflops("cpu", 2.0) == (2.0, "--peak-tflops")
+    report = bench_main(
+        model=_tiny_model(), device="cpu", ways=4, shots=2, queries=2, window=16,
+        seq_len=32, warmup=0, iters=1, data_dir=None, peak=1.0,
+    )  # fmt: skip
+    ar = report["ar"]
+    assert ar["achieved_tflops"] == pytest.approx(
+        ar["tokens_per_s"] * ar["model_flops_per_token"] / 1e12
+    )
+    assert ar["mfu"] == pytest.approx(ar["achieved_tflops"] / 1.0)
 
 
 def test_bench_cli_rejects_token_mismatch(capsys: pytest.CaptureFixture[str]) -> None:

@@ -32,6 +32,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         seq_len=args.seq_len,
         warmup=args.warmup,
         iters=args.iters,
+        peak=args.peak_tflops,
     )
     return 0
 
@@ -68,6 +69,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--iters", type=int, default=None, help="timed iterations per branch (5 CUDA, 3 CPU)"
+    )
+    p.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="device peak (TFLOP/s) for the MFU; default: the bf16 data-sheet peak of known GPUs",
     )
     p.set_defaults(func=_pretrain)
 

@@ -7,6 +7,9 @@ backward (no optimizer step); warm-up iterations are excluded and the figure is 
 median over the timed iterations. The target is a MAML/AR time ratio of at most 1.5:
 the episode never computes the vocabulary projection, runs the support windows
 forward only, and its head only ever sees one feature vector per window.
+
+The AR branch also reports its model FLOP utilisation: achieved model FLOP/s
+(:func:`model_flops_per_token` x tokens/s) over the device's bf16 peak.
 """
 
 from __future__ import annotations
@@ -29,6 +32,42 @@ from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.maml import MetaHead, episode_loss
 from picomaml.pretrain.smlmt import Episode, decode_vocab
 from picomaml.pretrain.steps import ar_loss, build_sampler
+
+# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, matched
+# against torch.cuda.get_device_name(); anything else needs --peak-tflops for an MFU.
+PEAK_BF16_TFLOPS: dict[str, float] = {
+    "H200": 989.4,
+    "H100 SXM": 989.4,
+    "H100 80GB HBM3": 989.4,
+    "H100 PCIe": 756.0,
+    "A100": 312.0,
+    "L40S": 362.1,
+    "A10G": 70.0,
+}
+
+
+def model_flops_per_token(config: Any, seq_len: int) -> float:
+    """Training FLOPs per token (forward + backward), PaLM appendix B convention.
+
+    ``6 * N`` for the matmul parameters (every parameter but the input embedding, which is
+    a lookup; the untied output projection is counted) plus ``12 * layers * d * seq_len``
+    for the attention scores and values (causal masking not discounted). Why this
+    convention: it is what published MFU figures use, so ours compare with theirs.
+    """
+    from picomaml.model import count_parameters
+
+    n_matmul = count_parameters(config)["total"] - config.vocab_size * config.d_model
+    return 6.0 * n_matmul + 12.0 * config.n_layers * config.d_model * seq_len
+
+
+def peak_tflops(device_name: str, override: float | None = None) -> tuple[float | None, str]:
+    """The bf16 peak used for MFU and where it came from (``None`` when unknown)."""
+    if override is not None:
+        return override, "--peak-tflops"
+    for key, value in PEAK_BF16_TFLOPS.items():
+        if key in device_name:
+            return value, f"data sheet ({key}, dense bf16)"
+    return None, "unknown device: pass --peak-tflops"
 
 
 def _sync(device: torch.device) -> None:
@@ -90,12 +129,14 @@ def run_bench(
     seed: int = 0,
     data_dir: Path | None = None,
     model: nn.Module | None = None,
+    peak: float | None = None,
 ) -> dict[str, Any]:
     """Time AR and MAML micro-batches at equal token counts; returns the JSON report.
 
     On CUDA the defaults are the paper's 32 ways, 2 warm-up and 5 timed iterations; on
     CPU 8 ways, 1 and 3 (a CPU run then takes one to two minutes). ``model`` replaces
-    the tier's ``PicoDecoder`` (tests use a tiny one).
+    the tier's ``PicoDecoder`` (tests use a tiny one). ``peak`` (TFLOP/s) overrides the
+    device's data-sheet peak for the AR branch's model FLOP utilisation (MFU).
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cuda = dev.type == "cuda"
@@ -160,8 +201,12 @@ def run_bench(
     ar_s = _time(ar_step, warmup, iters, dev)
     maml_s = _time(maml_step, warmup, iters, dev)
     n_params = sum(p.numel() for p in model.parameters())
+    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    flops_per_token = model_flops_per_token(model.config, seq_len)
+    achieved = episode_tokens / ar_s * flops_per_token / 1e12
+    peak_value, peak_source = peak_tflops(device_name, peak)
     return {
-        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "device": device_name,
         "dtype": str(dtype).replace("torch.", ""),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
@@ -180,7 +225,15 @@ def run_bench(
             "iters": iters,
             "pool": source,
         },
-        "ar": {"seconds": ar_s, "tokens_per_s": episode_tokens / ar_s},
+        "ar": {
+            "seconds": ar_s,
+            "tokens_per_s": episode_tokens / ar_s,
+            "model_flops_per_token": flops_per_token,
+            "achieved_tflops": achieved,
+            "peak_tflops": peak_value,
+            "peak_source": peak_source,
+            "mfu": achieved / peak_value if peak_value else None,
+        },
         "maml": {
             "seconds": maml_s,
             "tokens_per_s": episode_tokens / maml_s,
@@ -206,7 +259,9 @@ def main(
         f"{report['config']['tokens_per_microbatch']} tokens/micro-batch): "
         f"AR {report['ar']['tokens_per_s']:,.0f} tok/s, "
         f"MAML {report['maml']['tokens_per_s']:,.0f} tok/s, "
-        f"MAML/AR time {report['maml_over_ar_time']:.2f} (target <= 1.5)"
+        f"MAML/AR time {report['maml_over_ar_time']:.2f} (target <= 1.5); "
+        f"AR {report['ar']['achieved_tflops']:.3g} TFLOP/s"
+        + (f", MFU {100 * report['ar']['mfu']:.1f}%" if report["ar"]["mfu"] is not None else "")
     )
     if out is not None:
         path = Path(out)
