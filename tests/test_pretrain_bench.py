@@ -96,7 +96,7 @@ def test_bench_cli_rejects_token_mismatch(capsys: pytest.CaptureFixture[str]) ->
     assert "multiple of --seq-len" in capsys.readouterr().err
 
 
-def test_bench_ner_dispatch(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_bench_ner_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
     import sys
     import types
 
@@ -106,6 +106,3 @@ def test_bench_ner_dispatch(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     monkeypatch.setitem(sys.modules, "picomaml.ner.bench", fake)
     assert cli_main(["bench", "ner", "--out", "x.json", "--quick"]) == 0
     assert seen == {"out": "x.json", "quick": True}
-    monkeypatch.setitem(sys.modules, "picomaml.ner.bench", None)
-    assert cli_main(["bench", "ner"]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
