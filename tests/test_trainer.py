@@ -141,3 +141,35 @@ def test_per_step_branch_draw(corpus, fabric, tmp_path) -> None:
     run_pretraining(cfg, tmp_path / "run", fabric=fabric)
     counts = [(r["ar_per_step"], r["meta_per_step"]) for r in _records(tmp_path / "run", "train")]
     assert set(counts) == {(2.0, 0.0), (0.0, 2.0)}  # both kinds occur, never mixed
+
+
+def test_hub_run_still_reads_the_local_valid_split(corpus, monkeypatch, data_dir) -> None:
+    """Streaming training data must not silently drop held-out perplexity."""
+    import numpy as np
+
+    import picomaml.data.corpus as corpus_mod
+
+    class FakeStream:
+        def __init__(self, name, seq_len, rank=0, world_size=1) -> None:
+            self.seq_len = seq_len
+
+        def next_rows(self, n: int) -> torch.Tensor:
+            return torch.from_numpy(np.arange(n * (self.seq_len + 1)).reshape(n, -1) % 5000)
+
+    monkeypatch.setattr(corpus_mod, "HubRowStream", FakeStream)
+    cfg = tiny_config(*corpus, "data.kind=hub", "data.corpus=pico-lm/pretokenized-dolma")
+    data = trainer._load_data(cfg, data_dir, 0, 1)
+    assert data.valid is not None and data.valid.rows.shape[1] == cfg.data.seq_len + 1
+    assert data.train_probe.shape[0] == cfg.dynamics.eval_batch_size
+
+
+def test_corpus_passes_and_note(corpus, fabric, tmp_path, capsys) -> None:
+    cfg = tiny_config(*corpus)
+    assert trainer.corpus_passes(cfg, 12) == pytest.approx(3 * 8 / 12)
+    run_pretraining(tiny_config(*corpus, "training.max_steps=2"), tmp_path / "r", fabric=fabric)
+    assert "passes over its corpus" not in capsys.readouterr().err
+    many = tiny_config(
+        *corpus, "training.max_steps=2", "data.max_train_tokens=99", "meta.enabled=false"
+    )
+    run_pretraining(many, tmp_path / "r2", fabric=fabric)
+    assert "5.3 passes over its corpus (3 rows of 33 tokens)" in capsys.readouterr().err

@@ -113,12 +113,11 @@ class DataSection:
             return self.corpus
         return resolve_data_path(self.corpus, data_root, "data.corpus")
 
-    def valid_path(self, data_root: str | Path | None) -> str | Path | None:
-        """The held-out split location, or ``None`` when no validation split is configured."""
+    def valid_path(self, data_root: str | Path | None) -> Path | None:
+        """The held-out split, a local file or shard folder even when training streams from
+        the hub (so paper-scale runs still log held-out perplexity); ``None`` = none."""
         if self.valid is None:
             return None
-        if self.kind == "hub":
-            return self.valid
         return resolve_data_path(self.valid, data_root, "data.valid")
 
 

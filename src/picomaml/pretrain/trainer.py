@@ -30,6 +30,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -186,6 +187,15 @@ class _Data:
     tokenizer: Any = field(repr=False)
 
 
+def corpus_passes(cfg: PretrainConfig, n_rows: int) -> float:
+    """Upper bound on passes over a local corpus of ``n_rows`` rows (every micro-batch AR).
+
+    Why: a preset pointed at a small corpus cycles over it silently; saying how often
+    each row repeats lets a user see that before spending GPU hours.
+    """
+    return cfg.training.max_steps * cfg.training.batch_size / max(1, n_rows)
+
+
 def _load_data(cfg: PretrainConfig, data_dir: str | Path | None, rank: int, world: int) -> _Data:
     from picomaml.data.corpus import HubRowStream, RowLoader, load_rows
     from picomaml.data.paths import resolve_data_dir
@@ -195,24 +205,26 @@ def _load_data(cfg: PretrainConfig, data_dir: str | Path | None, rank: int, worl
     tokenizer = load_tokenizer(root)
     d = cfg.data
     probe_n = cfg.dynamics.eval_batch_size
+
+    def rows_of(path: str | Path, kind: str):
+        return load_rows(path, d.seq_len, kind, tokenizer, d.text_field, d.cache_dir)
+
+    valid_path = d.valid_path(root)
+    valid_kind = "auto" if d.kind == "hub" else d.kind  # a hub run's valid split is local
+    valid = rows_of(valid_path, valid_kind) if valid_path is not None else None
     if d.kind == "hub":
         loader = HubRowStream(d.corpus, d.seq_len, rank=rank, world_size=world)
         # The stream's first rows serve as the SMLMT pool and the dynamics probe batch.
         pool_rows = -(-(cfg.meta.pool_tokens or 4_000_000) // (d.seq_len + 1))
         n = max(pool_rows, probe_n) if cfg.meta.enabled else probe_n
         head_rows = HubRowStream(d.corpus, d.seq_len).next_rows(n).numpy()
-        return _Data(loader, head_rows, torch.from_numpy(head_rows[:probe_n]), None, tokenizer)
+        return _Data(loader, head_rows, torch.from_numpy(head_rows[:probe_n]), valid, tokenizer)
 
-    def rows_of(path: str | Path):
-        return load_rows(path, d.seq_len, d.kind, tokenizer, d.text_field, d.cache_dir)
-
-    train = rows_of(d.corpus_path(root))
+    train = rows_of(d.corpus_path(root), d.kind)
     if d.max_train_tokens is not None:
         keep = max(1, d.max_train_tokens // (d.seq_len + 1))
         train.rows = train.rows[:keep]
     loader = RowLoader(train, seed=cfg.training.seed, shuffle=True, rank=rank, world_size=world)
-    valid_path = d.valid_path(root)
-    valid = rows_of(valid_path) if valid_path is not None else None
     probe = torch.from_numpy(np.asarray(train.rows[:probe_n], dtype=np.int64))
     return _Data(loader, train.rows, probe, valid, tokenizer)
 
@@ -247,6 +259,15 @@ class _Run:
         resume_from = self._prepare_run_dir(resume)
 
         self.data = _load_data(cfg, data_dir, self.rank, self.world)
+        local = getattr(self.data.loader, "rows", None)  # TokenRows; None when streaming
+        passes = corpus_passes(cfg, local.n_rows) if local is not None else 0.0
+        if self.rank == 0 and passes > 1:
+            print(
+                f"pretrain: note: the run reads up to {passes:.1f} passes over its corpus "
+                f"({local.n_rows:,} rows of {cfg.data.seq_len + 1} tokens); rows repeat",
+                file=sys.stderr,
+                flush=True,
+            )
         self.sampler = None
         if self.meta_on:
             from picomaml.data.tokenizer import MASK_ID
