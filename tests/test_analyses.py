@@ -234,7 +234,7 @@ def test_pretraining_summary_and_chance_verdict(tmp_path):
     data = StudyData(tmp_path, {}, [cell], [], [])
     a = analysis_pretraining(data, Context(tmp_path))
     assert a.unavailable is None and a.tables[0].rows[0]["variant"] == "maml"
-    assert "barely adapts" in a.text[0]
+    assert "no better than chance" in a.text[0]
     assert (tmp_path / "figures" / "12_pretraining.png").is_file()
     cell.run = {"backbone": str(tmp_path / "elsewhere")}
     assert analysis_pretraining(data, Context(tmp_path)).unavailable is not None

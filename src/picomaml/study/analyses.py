@@ -1195,10 +1195,6 @@ def analysis_paired(data: StudyData, ctx: Context) -> Analysis:
 # --- 12: pretraining dynamics -----------------------------------------------------------
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def _tail(values: Sequence[float], share: float = 0.2) -> list[float]:
     """The last ``share`` of a series (at least one value)."""
     return list(values[-max(1, math.ceil(len(values) * share)) :])
@@ -1222,13 +1218,13 @@ def pretraining_summary(
     return {
         "steps": int(train[-1]["step"]) if train else None,
         "meta share (%)": pct(n_meta / (n_ar + n_meta)) if n_ar + n_meta else None,
-        "AR loss": _mean(_tail(series("ar_loss"))),
+        "AR loss": mp.mean(_tail(series("ar_loss"))),
         "val perplexity": float(dyn[-1]["val_perplexity"]) if dyn else None,
-        "meta loss": _mean(_tail(series("meta_loss"))),
+        "meta loss": mp.mean(_tail(series("meta_loss"))),
         "chance loss ln N": math.log(ways) if ways else None,
-        "support acc before (%)": pct(_mean(_tail(series("support_acc_before")))),
-        "support acc after (%)": pct(_mean(_tail(series("support_acc_after")))),
-        "query acc (%)": pct(_mean(_tail(series("query_acc")))),
+        "support acc before (%)": pct(mp.mean(_tail(series("support_acc_before")))),
+        "support acc after (%)": pct(mp.mean(_tail(series("support_acc_after")))),
+        "query acc (%)": pct(mp.mean(_tail(series("query_acc")))),
     }
 
 
@@ -1272,9 +1268,10 @@ def analysis_pretraining(data: StudyData, ctx: Context) -> Analysis:
         if r["meta loss"] is not None and ln_n is not None:
             gap = ln_n - r["meta loss"]
             verdict = (
-                "the inner loop barely adapts (query loss within 0.05 nats of chance), so the "
-                "meta branch gives the backbone almost no gradient; see `meta.output_init` and "
-                "`meta.inner_lr` in docs/pretraining.md"
+                "the adapted head is no better than chance on the query set (within 0.05 "
+                "nats of ln N), so the episodes are not being solved; with the zero output "
+                "layer this also means a near-zero meta-gradient (see `meta.output_init` and "
+                "`meta.inner_lr` in docs/pretraining.md)"
                 if gap < 0.05
                 else "the episodes are learned (query loss below chance)"
             )
