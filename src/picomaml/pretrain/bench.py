@@ -37,12 +37,10 @@ from picomaml.pretrain.steps import ar_loss, build_sampler
 # against torch.cuda.get_device_name(); anything else needs --peak-tflops for an MFU.
 PEAK_BF16_TFLOPS: dict[str, float] = {
     "H200": 989.4,
-    "H100 SXM": 989.4,
-    "H100 80GB HBM3": 989.4,
+    "H100 80GB HBM3": 989.4,  # the SXM part's device name
     "H100 PCIe": 756.0,
     "A100": 312.0,
     "L40S": 362.1,
-    "A10G": 70.0,
 }
 
 
