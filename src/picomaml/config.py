@@ -12,13 +12,27 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
 from picomaml.errors import PicomamlError
+from picomaml.fileio import write_text
 
 T = TypeVar("T")
+
+#: The paper's model tiers (``picomaml.model.TIERS`` gives their widths).
+Size = Literal["tiny", "small", "medium", "large"]
+SIZES: tuple[str, ...] = typing.get_args(Size)
+#: Fine-tuning regimes: ``head`` freezes the backbone, ``full`` trains everything.
+Regime = Literal["head", "full"]
+
+
+def check(cond: bool, key: str, expected: str, value: object) -> None:
+    """Validation step of a config's ``__post_init__``: a :class:`PicomamlError` naming
+    ``key`` and what was expected when ``cond`` is false."""
+    if not cond:
+        raise PicomamlError(f"{key}: expected {expected}, got {value!r}")
 
 
 class _Loader(yaml.SafeLoader):
@@ -140,6 +154,11 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         )
     try:
         return cls(**kwargs)
+    except PicomamlError as exc:
+        # Checks name their key relative to their section; nested sections get the path.
+        if prefix and not str(exc).startswith(prefix):
+            raise PicomamlError(f"{prefix}{exc}") from exc
+        raise
     except (ValueError, TypeError) as exc:
         raise PicomamlError(f"{prefix or 'config'}: {exc}") from exc
 
@@ -210,4 +229,4 @@ def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | No
 
 def save_config(obj: Any, path: str | Path) -> None:
     """Write a config as YAML so every run directory records what it actually used."""
-    Path(path).write_text(yaml.safe_dump(to_dict(obj), sort_keys=False), encoding="utf-8")
+    write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))

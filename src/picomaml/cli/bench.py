@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import argparse
 
-from picomaml.errors import PicomamlError
+from picomaml.cli.common import data_root
+from picomaml.config import SIZES
 
 
 def _pretrain(args: argparse.Namespace) -> int:
-    from picomaml.data.paths import resolve_data_dir
     from picomaml.pretrain.bench import main
 
-    try:
-        data_dir = resolve_data_dir(args.data_dir)
-    except PicomamlError:
-        if args.data_dir is not None:
-            raise
-        data_dir = None  # synthetic token pool; timings do not depend on token identities
+    # Without a data root the bench uses a synthetic token pool (timings do not depend on
+    # token identities).
+    data_dir = data_root(args, required=False)
     main(
         size=args.size,
         out=args.out,
@@ -52,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "pretrain",
         help="AR vs first-order MAML micro-batch throughput at equal token counts",
     )
-    p.add_argument("--size", default="tiny", choices=["tiny", "small", "medium", "large"])
+    p.add_argument("--size", default="tiny", choices=list(SIZES))
     p.add_argument("--out", default=None, help="write the JSON report here")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument(

@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+from picomaml.cli.common import data_root
 from picomaml.data.paths import ENV_VAR
 
 
@@ -71,7 +72,8 @@ def _stats(args: argparse.Namespace) -> int:
     from picomaml.data.stats import format_stats, split_stats
 
     splits = [args.split] if args.split else list(dataset_splits(args.dataset))
-    results = [split_stats(args.dataset, s, args.data_dir) for s in splits]
+    root = data_root(args)
+    results = [split_stats(args.dataset, s, root) for s in splits]
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=1))
     else:
@@ -81,14 +83,13 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _corpus(args: argparse.Namespace) -> int:
     from picomaml.data.corpus import default_cache_dir, load_rows
-    from picomaml.data.paths import resolve_data_dir
     from picomaml.data.tokenizer import load_tokenizer
 
     path = Path(args.path).expanduser()
     if not (path.is_absolute() or args.path.startswith(("./", "../"))):
-        path = resolve_data_dir(args.data_dir) / path
+        path = data_root(args) / path
     is_parquet = args.kind == "parquet" or (args.kind == "auto" and path.suffix == ".parquet")
-    tokenizer = None if is_parquet else load_tokenizer(args.data_dir)
+    tokenizer = None if is_parquet else load_tokenizer(data_root(args))
     rows = load_rows(path, args.seq_len, args.kind, tokenizer, args.text_field, args.cache_dir)
     info = {
         "path": str(path),

@@ -26,12 +26,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from picomaml.cli.common import data_root
     from picomaml.ner.evaluate import evaluate_run
 
     path = evaluate_run(
         args.run_dir,
         datasets=args.datasets,
-        data_dir=args.data_dir,
+        data_dir=data_root(args),
         n_resamples=args.n_resamples,
         seed=args.seed,
         device=args.device,

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from picomaml.config import apply_overrides, from_dict, load_yaml
-from picomaml.errors import PicomamlError
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `finetune` command."""
@@ -32,20 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from picomaml.ner.config import FinetuneConfig
+    from picomaml.cli.common import data_root
+    from picomaml.ner.config import load_finetune_config
     from picomaml.ner.finetune import finetune
 
-    data = load_yaml(args.config) if args.config else {}
-    data = apply_overrides(data, list(args.overrides))
     # Flags win over the file and are taken literally (a path is never parsed as YAML).
-    for key in ("backbone", "source", "regime", "seed"):
-        value = getattr(args, key)
-        if value is not None:
-            data[key] = value
-    try:
-        cfg = from_dict(FinetuneConfig, data)
-    except PicomamlError as exc:
-        raise PicomamlError(f"{args.config}: {exc}" if args.config else str(exc)) from exc
-    out = finetune(cfg, args.out, data_dir=args.data_dir, overwrite=args.force)
+    flags = {key: getattr(args, key) for key in ("backbone", "source", "regime", "seed")}
+    cfg = load_finetune_config(args.config or None, list(args.overrides), flags)
+    out = finetune(cfg, args.out, data_dir=data_root(args), overwrite=args.force)
     print(out)
     return 0

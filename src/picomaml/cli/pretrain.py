@@ -59,6 +59,10 @@ def _flag_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from picomaml.cli.common import data_root
+    from picomaml.layout import read_latest
     from picomaml.pretrain.config import load_pretrain_config
     from picomaml.pretrain.trainer import run_pretraining
 
@@ -68,12 +72,10 @@ def _run(args: argparse.Namespace) -> int:
         cfg,
         run_dir,
         resume=args.resume,
-        data_dir=args.data_dir,
+        data_dir=data_root(args),
         stop_at_step=args.stop_at_step,
     )
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    latest = run_dir / cfg.checkpointing.dir / "latest"
-    if getattr(rank_zero_only, "rank", 0) == 0 and latest.is_file():  # once, not per rank
-        print(f"pretraining done: {run_dir} (latest checkpoint {latest.read_text().strip()})")
+    latest = read_latest(run_dir / cfg.checkpointing.dir)
+    if getattr(rank_zero_only, "rank", 0) == 0 and latest is not None:  # once, not per rank
+        print(f"pretraining done: {run_dir} (latest checkpoint {latest})")
     return 0

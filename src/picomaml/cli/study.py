@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def _data_dir(args: argparse.Namespace) -> Path | None:
-    value = getattr(args, "sub_data_dir", None) or getattr(args, "data_dir", None)
-    return Path(value) if value else None
+from picomaml.cli.common import data_root
 
 
 def _grid(args: argparse.Namespace) -> int:
@@ -18,7 +15,9 @@ def _grid(args: argparse.Namespace) -> int:
     cfg = load_grid(args.config, args.overrides)
     results = Path(args.results) if args.results else Path("results") / cfg.name
     shard = parse_shard(args.shard) if args.shard else (0, 1)
-    summary = run_grid(cfg, results, shard=shard, workers=args.workers, data_dir=_data_dir(args))
+    summary = run_grid(
+        cfg, results, shard=shard, workers=args.workers, data_dir=data_root(args, required=False)
+    )
     print(summary.line())
     print(f"results: {results}/cells/  (report: picomaml report {results})")
     return 1 if summary.failed else 0
@@ -27,14 +26,16 @@ def _grid(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from picomaml.study.report import write_report
 
-    print(write_report(Path(args.results_dir), data_dir=_data_dir(args)))
+    print(write_report(Path(args.results_dir), data_dir=data_root(args, required=False)))
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from picomaml.study.demo import run_demo
 
-    path = run_demo(args.out, data_dir=_data_dir(args), config=args.config, workers=args.workers)
+    path = run_demo(
+        args.out, data_dir=data_root(args, required=False), config=args.config, workers=args.workers
+    )
     print(f"report: {path}")
     return 0
 

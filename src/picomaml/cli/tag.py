@@ -45,13 +45,14 @@ def _read_lines(args: argparse.Namespace) -> list[str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from picomaml.cli.common import data_root
     from picomaml.ner.evaluate import load_run
     from picomaml.ner.tag import format_result, tag_lines
 
     lines = _read_lines(args)
     if not any(line.strip() for line in lines):
         raise PicomamlError("tag: no text to tag (all input lines are empty)")
-    loaded = load_run(args.run_dir, device=args.device, data_dir=args.data_dir)
+    loaded = load_run(args.run_dir, device=args.device, data_dir=data_root(args))
     result = tag_lines(loaded, lines)
     for n in result.skipped_lines:
         print(f"picomaml tag: line {n} is empty, skipped", file=sys.stderr)

@@ -17,9 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +26,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from picomaml.errors import PicomamlError
+from picomaml.fileio import write_text, write_with
+from picomaml.layout import PICO_CONFIG, PICO_WEIGHTS
 
 TIERS: dict[str, int] = {"tiny": 96, "small": 384, "medium": 768, "large": 1536}
 HF_PREFIX = "pico_decoder."
@@ -326,7 +325,7 @@ def read_pico_config(folder: str | Path) -> PicoConfig:
     ``activation_hidden_dim`` of 4 d is stored as None so a saved tier reads back equal
     to ``config_for(size)``.
     """
-    path = Path(folder) / "config.json"
+    path = Path(folder) / PICO_CONFIG
     if not path.is_file():
         raise PicomamlError(f"not a Pico model folder (no config.json): {folder}")
     try:
@@ -358,18 +357,6 @@ def read_pico_config(folder: str | Path) -> PicoConfig:
         raise PicomamlError(f"{path}: {exc}") from exc
 
 
-def _write_atomically(path: Path, write: Callable[[str], None]) -> None:
-    """Write through a temporary file in the same folder, then rename over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_pico(model: PicoDecoder, folder: str | Path) -> Path:
     """Write ``config.json`` + ``model.safetensors`` (float32 keys ``pico_decoder.*``).
 
@@ -383,13 +370,10 @@ def save_pico(model: PicoDecoder, folder: str | Path) -> Path:
         for name, t in model.state_dict().items()
     }
     config_text = json.dumps(_hf_config(model.config), indent=2) + "\n"
-    _write_atomically(
-        folder / "model.safetensors",
-        lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}),
+    write_with(
+        folder / PICO_WEIGHTS, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"})
     )
-    _write_atomically(
-        folder / "config.json", lambda tmp: Path(tmp).write_text(config_text, encoding="utf-8")
-    )
+    write_text(folder / PICO_CONFIG, config_text)
     return folder
 
 
@@ -406,7 +390,7 @@ def load_pico(folder: str | Path, map_location: str | torch.device = "cpu") -> P
     """
     folder = Path(folder)
     config = read_pico_config(folder)
-    weights = folder / "model.safetensors"
+    weights = folder / PICO_WEIGHTS
     if not weights.is_file():
         raise PicomamlError(f"no model.safetensors in {folder}")
     try:

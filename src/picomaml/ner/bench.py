@@ -3,13 +3,12 @@
 Each entry of :data:`BENCHES` is ``(name, fn)`` with ``fn(args) -> dict``; :func:`main` runs
 them all and writes one JSON object ``{"env": {...}, name: result, ...}`` to ``args.out``.
 The CRF part lives here; the head-cache part (cached features vs recomputing the backbone) is
-appended to :data:`BENCHES` by the fine-tuning code.
+in :mod:`picomaml.ner.bench_cache`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from picomaml.fileio import write_json
+from picomaml.ner.bench_cache import head_cache_from_args
 from picomaml.ner.crf import LinearChainCRF
 
 DEFAULT_OUT = Path("results/bench/ner.json")
@@ -105,16 +106,10 @@ def _crf_from_args(args: argparse.Namespace) -> dict:
     return bench_crf(iters=getattr(args, "iters", None) or 20)
 
 
-def _head_cache_from_args(args: argparse.Namespace) -> dict:
-    from picomaml.ner.bench_cache import head_cache_from_args
-
-    return head_cache_from_args(args)
-
-
 #: Benchmarks run by :func:`main`, in order: ``(name, fn(args) -> dict)``.
 BENCHES: list[tuple[str, Callable[[argparse.Namespace], dict]]] = [
     ("crf", _crf_from_args),
-    ("head_cache", _head_cache_from_args),
+    ("head_cache", head_cache_from_args),
 ]
 
 
@@ -137,7 +132,7 @@ def main(args: argparse.Namespace) -> int:
     for name, fn in BENCHES:
         report[name] = fn(args)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(out, report)
     crf = report.get("crf")
     if crf:
         for device, entry in crf["devices"].items():

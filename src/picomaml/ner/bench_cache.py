@@ -14,8 +14,11 @@ from pathlib import Path
 
 import torch
 
+from picomaml.data.paths import resolve_data_dir
+from picomaml.data.tokenizer import EOS_ID, load_tokenizer
+from picomaml.model import PicoDecoder, config_for
 from picomaml.ner.features import FeatureCache, encode_sentences, pad_batch, word_features
-from picomaml.ner.finetune import build_tagger, load_sentences, tag_ids
+from picomaml.ner.tagger import build_tagger, load_sentences, tag_ids
 
 
 def _head_epoch(tagger, optimizer, batches, feats_for) -> float:
@@ -41,10 +44,6 @@ def bench_head_cache(
     data_dir: str | Path | None = None,
 ) -> dict:
     """Mean head-only epoch time of each variant, plus the one-off cost of building the cache."""
-    from picomaml.data.paths import resolve_data_dir
-    from picomaml.data.tokenizer import EOS_ID, load_tokenizer
-    from picomaml.model import PicoDecoder, config_for
-
     data_root = resolve_data_dir(data_dir)
     torch.manual_seed(seed)
     model = PicoDecoder(config_for(size, max_seq_len=window)).eval()

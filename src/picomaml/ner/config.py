@@ -9,17 +9,12 @@ inconsistent values raise :class:`PicomamlError` naming the key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+from picomaml.config import Regime, Size, apply_overrides, from_dict, load_yaml
+from picomaml.config import check as _check
 from picomaml.errors import PicomamlError
-
-Regime = Literal["head", "full"]
-Size = Literal["tiny", "small", "medium", "large"]
-
-
-def _check(cond: bool, key: str, expected: str, value: object) -> None:
-    if not cond:
-        raise PicomamlError(f"{key}: expected {expected}, got {value!r}")
 
 
 @dataclass
@@ -112,3 +107,20 @@ class FinetuneConfig:
     def learning_rate(self) -> float:
         """The learning rate of this run's regime."""
         return self.lr.head if self.regime == "head" else self.lr.full
+
+
+def load_finetune_config(
+    path: str | Path | None,
+    overrides: list[str] | None = None,
+    fields: dict[str, object] | None = None,
+) -> FinetuneConfig:
+    """Load a fine-tuning config: YAML file (optional), ``key=value`` overrides, then
+    ``fields`` taken literally (CLI flags: a path is never parsed as YAML). Errors name the
+    file when there is one."""
+    data = load_yaml(path) if path is not None else {}
+    data = apply_overrides(data, list(overrides or []))
+    data.update({k: v for k, v in (fields or {}).items() if v is not None})
+    try:
+        return from_dict(FinetuneConfig, data)
+    except PicomamlError as exc:
+        raise PicomamlError(f"{path}: {exc}" if path is not None else str(exc)) from exc

@@ -17,7 +17,6 @@ own code), so a number keyed ``sk_snk`` always means the same test set in every 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,31 +24,35 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tokenizers import Tokenizer
 from torch import Tensor
 
+from picomaml import layout
 from picomaml.config import load_config
+from picomaml.data.paths import resolve_data_dir
+from picomaml.data.registry import PUD, SOURCES, TARGETS
+from picomaml.data.tokenizer import EOS_ID, load_tokenizer
+from picomaml.data.uner import Sentence
 from picomaml.errors import PicomamlError
+from picomaml.fileio import atomic_writer, read_json, write_json
+from picomaml.layout import BACKBONE_DIR, CRF_HEAD, FINETUNE_YAML, RESULTS_JSON, RUN_JSON
+from picomaml.model import PicoDecoder, load_pico
+from picomaml.ner.backbone import backbone_shape
 from picomaml.ner.config import FinetuneConfig
 from picomaml.ner.crf import CRFTagger
-from picomaml.ner.features import backbone_shape, encode_sentences, word_features
-from picomaml.ner.finetune import (
-    BACKBONE_DIR,
-    FINETUNE_YAML,
-    HEAD_FILE,
-    RUN_JSON,
+from picomaml.ner.features import encode_sentences, word_features
+from picomaml.ner.metrics import bootstrap_f1_ci, entity_scores
+from picomaml.ner.tagger import (
     Logger,
-    _stderr,
     decode_features,
     gold_marginals,
     ids_to_tags,
     load_head,
     load_sentences,
     resolve_device,
+    stderr_log,
     tag_ids,
 )
-from picomaml.ner.metrics import bootstrap_f1_ci, entity_scores
-
-RESULTS_JSON = "results.json"
 
 
 @dataclass
@@ -59,17 +62,15 @@ class LoadedRun:
     run_dir: Path
     cfg: FinetuneConfig
     run: dict[str, Any]
-    model: torch.nn.Module
+    model: PicoDecoder
     tagger: CRFTagger
-    tokenizer: Any
+    tokenizer: Tokenizer
     window: int
     batch_size: int
 
     @torch.no_grad()
     def features(self, sentences: Sequence[Sequence[str]]) -> list[Tensor]:
         """Word features of each sentence (every word scored, long sentences windowed)."""
-        from picomaml.data.tokenizer import EOS_ID
-
         encoded = encode_sentences(self.tokenizer, sentences, self.window)
         return word_features(
             self.model, encoded, [len(s) for s in sentences], self.batch_size, EOS_ID
@@ -80,45 +81,34 @@ class LoadedRun:
         return ids_to_tags(decode_features(self.tagger, self.features(sentences)))
 
 
-def _read_run_json(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / RUN_JSON
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PicomamlError(f"{path}: not valid JSON ({exc})") from exc
-
-
 def load_run(
     run_dir: str | Path, device: str = "auto", data_dir: str | Path | None = None
 ) -> LoadedRun:
     """Load a fine-tuning RUN_DIR; missing files and a changed backbone are clear errors."""
-    from picomaml.data.tokenizer import load_tokenizer
-    from picomaml.model import load_pico
-
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PicomamlError(f"run dir {run_dir} does not exist")
-    missing = [n for n in (FINETUNE_YAML, RUN_JSON, HEAD_FILE) if not (run_dir / n).is_file()]
+    missing = [n for n in (FINETUNE_YAML, RUN_JSON, CRF_HEAD) if not (run_dir / n).is_file()]
     if missing:
         raise PicomamlError(
             f"run dir {run_dir} is missing {', '.join(missing)}: it is not a finished "
             "fine-tuning run (run `picomaml finetune ... --out RUN_DIR` first)"
         )
     cfg = load_config(FinetuneConfig, run_dir / FINETUNE_YAML)
-    run = _read_run_json(run_dir)
+    run = read_json(run_dir / RUN_JSON)
     for key in ("backbone", "backbone_config", "regime"):
         if key not in run:
             raise PicomamlError(f"{run_dir / RUN_JSON}: missing key {key!r}")
     if run["regime"] == "full":
         folder = run_dir / BACKBONE_DIR
-        if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        if not all((folder / name).is_file() for name in layout.PICO_FILES):
             raise PicomamlError(
                 f"run dir {run_dir} is a full-regime run but {BACKBONE_DIR}/ lacks "
                 "config.json or model.safetensors"
             )
     else:
         folder = Path(run["backbone"])
-        if not (folder / "model.safetensors").is_file():
+        if not (folder / layout.PICO_WEIGHTS).is_file():
             raise PicomamlError(
                 f"the backbone of {run_dir}, {folder}, is gone (no model.safetensors there)"
             )
@@ -141,16 +131,16 @@ def load_run(
 
 def default_datasets(source: str) -> list[str]:
     """Targets, PUD sets, then the source's test set (each source's for ``all``)."""
-    from picomaml.data.registry import PUD, SOURCES, TARGETS
-
     own = list(SOURCES) if source == "all" else [source]
     return list(dict.fromkeys([*TARGETS, *PUD, *own]))
 
 
-def write_predictions(path: Path, sentences: Sequence[Any], pred: Sequence[Sequence[str]]) -> None:
+def write_predictions(
+    path: Path, sentences: Sequence[Sentence], pred: Sequence[Sequence[str]]
+) -> None:
     """``index\\ttoken\\tgold\\tpred`` lines (index from 1), a blank line after each sentence."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
+    with atomic_writer(path) as fh:
         for sent, tags in zip(sentences, pred, strict=True):
             for i, (tok, gold, p) in enumerate(zip(sent.tokens, sent.tags, tags, strict=True), 1):
                 fh.write(f"{i}\t{tok}\t{gold}\t{p}\n")
@@ -159,13 +149,13 @@ def write_predictions(path: Path, sentences: Sequence[Any], pred: Sequence[Seque
 
 def write_confidence(
     path: Path,
-    sentences: Sequence[Any],
+    sentences: Sequence[Sentence],
     pred: Sequence[Sequence[str]],
     p_gold: Sequence[Sequence[float]],
 ) -> None:
     """One JSON object per sentence: sent_id, tokens, gold, pred, p_gold."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
+    with atomic_writer(path) as fh:
         for k, (sent, tags, probs) in enumerate(zip(sentences, pred, p_gold, strict=True)):
             row = {
                 "sent_id": getattr(sent, "sent_id", None) or str(k),
@@ -205,12 +195,9 @@ def evaluate_run(
     n_resamples: int = 1000,
     seed: int = 0,
     device: str = "auto",
-    log: Logger | None = _stderr,
+    log: Logger | None = stderr_log,
 ) -> Path:
     """Score ``run_dir`` on ``datasets`` (default: see module docstring); returns results.json."""
-    from picomaml.data.paths import resolve_data_dir
-    from picomaml.data.registry import SOURCES
-
     say = log or (lambda _msg: None)
     if n_resamples < 1:
         raise PicomamlError(f"--n-resamples must be >= 1, got {n_resamples}")
@@ -238,8 +225,8 @@ def evaluate_run(
         entry = score_dataset(gold, pred, n_resamples, seed)
         entry["read_report"] = info["read_report"]
         out[code] = entry
-        write_predictions(run_dir / "predictions" / f"{code}.iob2", sentences, pred)
-        write_confidence(run_dir / "confidence" / f"{code}.jsonl", sentences, pred, p_gold)
+        write_predictions(run_dir / layout.predictions_file(code), sentences, pred)
+        write_confidence(run_dir / layout.confidence_file(code), sentences, pred, p_gold)
         lo, hi = entry["bootstrap"]["f1_ci95"]
         say(
             f"evaluate {code}: F1 {entry['default']['micro']['f1']:.4f} "
@@ -248,8 +235,6 @@ def evaluate_run(
         )
     merged = {k: v for k, v in previous.items() if k not in out} | out
     results = {"run": loaded.run, "datasets": merged}
-    tmp = results_path.with_name(f".{RESULTS_JSON}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(results_path)
+    write_json(results_path, results)
     say(f"wrote {results_path}")
     return results_path

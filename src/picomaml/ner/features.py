@@ -1,4 +1,4 @@
-"""Backbone resolution and word-level features for the CRF head.
+"""Word-level features for the CRF head (which backbone: :mod:`picomaml.ner.backbone`).
 
 A word's feature is the backbone's final (normed) hidden state at the word's *first* subword.
 Sentences longer than the subword window are split by :mod:`picomaml.data.align` into
@@ -13,159 +13,18 @@ For the head-only regime the backbone is frozen, so features are computed once u
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
+from tokenizers import Tokenizer
 from torch import Tensor
 
-from picomaml.config import parse_yaml
+from picomaml.data.align import align_words, make_windows
 from picomaml.errors import PicomamlError
-
-#: Fields of a ``PicoConfig`` that define the backbone's shape (``max_seq_len`` and RoPE
-#: settings are not: the same weights run with any window).
-SHAPE_KEYS: tuple[str, ...] = (
-    "d_model",
-    "n_layers",
-    "n_heads",
-    "n_kv_heads",
-    "vocab_size",
-    "activation_hidden_dim",
-)
-SIZES: tuple[str, ...] = ("tiny", "small", "medium", "large")
-_STEP_RE = re.compile(r"^step_(\d+)$")
-_PICO_FILES = ("config.json", "model.safetensors")
-
-
-# --- backbone resolution -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ResolvedBackbone:
-    """Where a backbone's weights are, and what is known about where they came from."""
-
-    folder: Path
-    requested: str
-    step: int | None
-    run_dir: Path | None
-    variant: str | None
-
-
-def _check_pico_folder(folder: Path, what: str) -> None:
-    missing = [name for name in _PICO_FILES if not (folder / name).is_file()]
-    if missing:
-        raise PicomamlError(
-            f"{what} {folder} is missing {', '.join(missing)}: expected a Pico HF folder "
-            "(config.json + model.safetensors), a pretraining run dir (with "
-            "checkpoints/latest) or a checkpoints/step_N folder"
-        )
-
-
-def _pretrain_variant(run_dir: Path) -> str | None:
-    """``maml`` or ``vanilla`` from a pretraining run's ``config.yaml`` (None if unknown)."""
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        return None
-    try:
-        data = parse_yaml(cfg_path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PicomamlError(f"{cfg_path}: not valid YAML ({exc})") from exc
-    meta = data.get("meta") if isinstance(data, dict) else None
-    if not isinstance(meta, dict) or "enabled" not in meta:
-        return None
-    return "maml" if meta["enabled"] else "vanilla"
-
-
-def resolve_backbone(path: str | Path) -> ResolvedBackbone:
-    """Find the Pico HF folder behind ``path``.
-
-    ``path`` may be a Pico HF folder, a pretraining run dir (``checkpoints/latest`` names the
-    step folder used) or a ``checkpoints/step_N`` folder. Missing files are errors naming the
-    file, never a silent fallback to another checkpoint.
-    """
-    requested = str(path)
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise PicomamlError(f"backbone {path} does not exist")
-    if not path.is_dir():
-        raise PicomamlError(f"backbone {path} is not a directory")
-    run_dir: Path | None = None
-    if (path / "checkpoints").is_dir() and not (path / "config.json").is_file():
-        run_dir = path
-        latest = path / "checkpoints" / "latest"
-        if not latest.is_file():
-            raise PicomamlError(
-                f"pretraining run dir {path} has no checkpoints/latest (a text file holding "
-                "step_N); pass a checkpoints/step_N folder instead"
-            )
-        name = latest.read_text(encoding="utf-8").strip()
-        if not _STEP_RE.match(name):
-            raise PicomamlError(f"{latest}: expected 'step_N', got {name!r}")
-        folder = path / "checkpoints" / name
-        if not folder.is_dir():
-            raise PicomamlError(f"{latest} names {name}, but {folder} does not exist")
-    else:
-        folder = path
-        if folder.parent.name == "checkpoints" and _STEP_RE.match(folder.name):
-            run_dir = folder.parent.parent
-    _check_pico_folder(folder, "backbone folder")
-    match = _STEP_RE.match(folder.name)
-    step = int(match.group(1)) if match else None
-    variant = _pretrain_variant(run_dir) if run_dir is not None else None
-    return ResolvedBackbone(folder.resolve(), requested, step, run_dir, variant)
-
-
-def backbone_shape(config: object) -> dict[str, int]:
-    """Shape-defining fields of a ``PicoConfig`` or its dict (effective feed-forward width)."""
-    if isinstance(config, dict):
-        shape = {key: config.get(key) for key in SHAPE_KEYS}
-    else:
-        shape = {key: getattr(config, key, None) for key in SHAPE_KEYS}
-    if shape["activation_hidden_dim"] is None:
-        shape["activation_hidden_dim"] = 4 * int(shape["d_model"])
-    return shape
-
-
-def tier_of(config: object) -> str | None:
-    """The paper tier whose shape ``config`` has, or None for a custom shape."""
-    from picomaml.model import config_for
-
-    shape = backbone_shape(config)
-    for size in SIZES:
-        if backbone_shape(config_for(size)) == shape:
-            return size
-    return None
-
-
-def check_size(config: object, size: str | None, where: str) -> None:
-    """Raise if the backbone at ``where`` is not of tier ``size`` (no check when None)."""
-    if size is None:
-        return
-    from picomaml.model import config_for
-
-    want, got = backbone_shape(config_for(size)), backbone_shape(config)
-    diffs = [f"{k} {got[k]} (a {size} backbone has {want[k]})" for k in want if want[k] != got[k]]
-    if diffs:
-        actual = tier_of(config)
-        what = f"a {actual} backbone" if actual else "a backbone of a custom shape"
-        raise PicomamlError(
-            f"backbone {where} is {what}, but the fine-tuning config says size: {size}: "
-            + "; ".join(diffs)
-            + ". Fix `size` (or set it to null) or pass the right backbone"
-        )
-
-
-def load_backbone(path: str | Path, size: str | None = None):  # -> (PicoDecoder, Resolved)
-    """Resolve and load a backbone, checking its tier against ``size`` before loading weights."""
-    from picomaml.model import load_pico, read_pico_config
-
-    resolved = resolve_backbone(path)
-    check_size(read_pico_config(resolved.folder), size, str(resolved.folder))
-    return load_pico(resolved.folder), resolved
-
+from picomaml.fileio import write_with
+from picomaml.layout import PICO_WEIGHTS
 
 # --- words -> windows ----------------------------------------------------------------------
 
@@ -180,13 +39,11 @@ class Window:
     words: tuple[int, ...]
 
 
-def encode_sentence(tokenizer, words: Sequence[str], window: int) -> list[Window]:
+def encode_sentence(tokenizer: Tokenizer, words: Sequence[str], window: int) -> list[Window]:
     """Subword windows of one sentence; every word is scored in exactly one window.
 
     An empty sentence has no window (its feature matrix is ``[0, d]``).
     """
-    from picomaml.data.align import align_words, make_windows
-
     if not words:
         return []
     aligned = align_words(tokenizer, list(words))
@@ -203,7 +60,7 @@ def encode_sentence(tokenizer, words: Sequence[str], window: int) -> list[Window
 
 
 def encode_sentences(
-    tokenizer, sentences: Sequence[Sequence[str]], window: int
+    tokenizer: Tokenizer, sentences: Sequence[Sequence[str]], window: int
 ) -> list[list[Window]]:
     """:func:`encode_sentence` for many sentences."""
     return [encode_sentence(tokenizer, words, window) for words in sentences]
@@ -302,15 +159,14 @@ class FeatureCache:
         cache = cls(flat, n_words)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            torch.save({"flat": flat, "lengths": torch.tensor(cache.lengths)}, tmp)
-            tmp.replace(path)
+            payload = {"flat": flat, "lengths": torch.tensor(cache.lengths)}
+            write_with(path, lambda tmp: torch.save(payload, tmp))
         return cache
 
 
 def cache_key(folder: Path, sentences: Sequence[Sequence[str]], window: int) -> str:
     """A name for an on-disk feature cache: backbone file identity + words + window."""
-    weights = folder / "model.safetensors"
+    weights = folder / PICO_WEIGHTS
     stat = weights.stat()
     h = hashlib.sha256()
     h.update(f"{weights.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{window}".encode())

@@ -13,160 +13,53 @@ backbone on the batch's windows and back-propagates through it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 import shutil
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
+from tokenizers import Tokenizer
 from torch import Tensor
 
+from picomaml import layout
 from picomaml.config import save_config
+from picomaml.data.paths import resolve_data_dir
+from picomaml.data.tokenizer import EOS_ID, load_tokenizer
+from picomaml.data.uner import Sentence
 from picomaml.errors import PicomamlError
+from picomaml.fileio import jsonl_line, write_json, write_with
+from picomaml.model import PicoConfig, PicoDecoder, save_pico
+from picomaml.ner.backbone import ResolvedBackbone, load_backbone, tier_of
 from picomaml.ner.config import FinetuneConfig
-from picomaml.ner.crf import CRFTagger, iob2_constraints
+from picomaml.ner.crf import CRFTagger
 from picomaml.ner.features import (
     FeatureCache,
+    Window,
     cache_key,
     encode_sentences,
-    load_backbone,
     pad_batch,
-    tier_of,
     word_features,
 )
 from picomaml.ner.metrics import entity_scores
+from picomaml.ner.tagger import (
+    Logger,
+    build_tagger,
+    decode_features,
+    ids_to_tags,
+    load_sentences,
+    resolve_device,
+    stderr_log,
+    tag_ids,
+)
 from picomaml.seeding import seed_everything
 
-RUN_JSON = "run.json"
-FINETUNE_YAML = "finetune.yaml"
-TRAIN_LOG = "train_log.jsonl"
-HEAD_FILE = "model/crf_head.safetensors"
-BACKBONE_DIR = "model/backbone"
 
-Logger = Callable[[str], None]
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an unavailable explicit device is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise PicomamlError(f"device: {name!r} requested but CUDA is not available")
-    return torch.device(name)
-
-
-def build_tagger(d_model: int, constraints: bool, dropout: float = 0.0) -> CRFTagger:
-    """The CRF head over the UNER label set (IOB2 constraints only when asked)."""
-    from picomaml.data.labels import LABELS
-
-    allowed = iob2_constraints(list(LABELS)) if constraints else None
-    return CRFTagger(d_model, len(LABELS), constraints=allowed, dropout=dropout)
-
-
-def _report_dict(report: Any) -> Any:
-    if report is None:
-        return None
-    if dataclasses.is_dataclass(report):
-        return json.loads(json.dumps(dataclasses.asdict(report), default=str))
-    if isinstance(report, dict):
-        return json.loads(json.dumps(report, default=str))
-    return str(report)
-
-
-def load_sentences(code: str, split: str, data_dir: str | Path | None, limit: int = 0):
-    """Sentences of one split (the first ``limit`` when > 0) and the reader's report.
-
-    The report counts tags the reader mapped to ``O`` (outside PER/LOC/ORG) and repaired
-    spans, so a run can say what it trained on.
-    """
-    from picomaml.data.registry import load_split
-
-    loaded = load_split(code, split, data_dir)
-    if isinstance(loaded, tuple):
-        sentences, report = loaded
-    else:
-        sentences, report = loaded, getattr(loaded, "report", None)
-    sentences = list(sentences)
-    available = len(sentences)
-    if limit > 0:
-        sentences = sentences[:limit]
-    info = {
-        "code": code,
-        "split": split,
-        "n_sentences": len(sentences),
-        "n_sentences_available": available,
-        "limit": limit,
-        "read_report": _report_dict(report),
-    }
-    return sentences, info
-
-
-def tag_ids(sentences: Sequence[Any]) -> list[list[int]]:
-    """Gold tag ids; a tag outside the label set here is a reader bug, not user data."""
-    from picomaml.data.labels import LABEL2ID
-
-    out = []
-    for sent in sentences:
-        try:
-            out.append([LABEL2ID[t] for t in sent.tags])
-        except KeyError as exc:
-            raise PicomamlError(
-                f"sentence {getattr(sent, 'sent_id', '?')}: tag {exc} is not in the label set"
-            ) from exc
-    return out
-
-
-def decode_features(
-    tagger: CRFTagger, features: Sequence[Tensor], batch_size: int = 64
-) -> list[list[int]]:
-    """Viterbi tag ids for every sentence (batched; empty sentences give empty paths)."""
-    device = next(tagger.parameters()).device
-    out: list[list[int]] = []
-    with torch.no_grad():
-        for start in range(0, len(features), batch_size):
-            chunk = [f.to(device) for f in features[start : start + batch_size]]
-            feats, mask, _ = pad_batch(chunk)
-            out.extend(tagger.decode(feats, mask))
-    return out
-
-
-def gold_marginals(
-    tagger: CRFTagger,
-    features: Sequence[Tensor],
-    tags: Sequence[Sequence[int]],
-    batch_size: int = 64,
-) -> list[list[float]]:
-    """CRF marginal probability of each word's gold tag, per sentence (token confidence)."""
-    device = next(tagger.parameters()).device
-    out: list[list[float]] = []
-    with torch.no_grad():
-        for start in range(0, len(features), batch_size):
-            chunk = [f.to(device) for f in features[start : start + batch_size]]
-            feats, mask, gold = pad_batch(chunk, tags[start : start + batch_size])
-            probs = tagger.marginals(feats, mask).gather(2, gold.unsqueeze(-1)).squeeze(-1)
-            for b, f in enumerate(chunk):
-                out.append([float(p) for p in probs[b, : f.shape[0]].tolist()])
-    return out
-
-
-def ids_to_tags(paths: Sequence[Sequence[int]]) -> list[list[str]]:
-    """Tag strings from tag ids."""
-    from picomaml.data.labels import LABELS
-
-    return [[LABELS[i] for i in path] for path in paths]
-
-
-def effective_window(cfg_window: int | None, model_config: Any) -> int:
+def effective_window(cfg_window: int | None, model_config: PicoConfig) -> int:
     """The subword window: the config's, capped by (and defaulting to) ``max_seq_len``."""
     max_len = int(model_config.max_seq_len)
     if cfg_window is None:
@@ -177,39 +70,6 @@ def effective_window(cfg_window: int | None, model_config: Any) -> int:
             "set window to null or a smaller value"
         )
     return cfg_window
-
-
-def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PicomamlError(f"--out {out_dir} exists and is not a directory")
-    if (out_dir / RUN_JSON).exists() and not overwrite:
-        raise PicomamlError(
-            f"{out_dir} already holds a finished fine-tuning run ({RUN_JSON}); "
-            "choose another --out or pass --force to overwrite it"
-        )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Outputs of an earlier run here would describe another model: remove them.
-    for name in (RUN_JSON, TRAIN_LOG, "results.json"):
-        (out_dir / name).unlink(missing_ok=True)
-    for name in ("model", "predictions", "confidence"):
-        if (out_dir / name).is_dir():
-            shutil.rmtree(out_dir / name)
-
-
-def _atomic_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def _config_dict(config: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(config):
-        return dataclasses.asdict(config)
-    return dict(vars(config))
-
-
-def _state_copy(module: torch.nn.Module) -> dict[str, Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
 
 
 def dev_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict[str, float]:
@@ -238,213 +98,299 @@ class EarlyStopping:
         return False, self.bad >= self.patience
 
 
-def finetune(
-    cfg: FinetuneConfig,
-    out_dir: str | Path,
-    data_dir: str | Path | None = None,
-    overwrite: bool = False,
-    log: Logger | None = _stderr,
-) -> Path:
-    """Fine-tune as ``cfg`` says and write the RUN_DIR ``out_dir``; returns ``out_dir``."""
-    from picomaml.data.paths import resolve_data_dir
-    from picomaml.data.tokenizer import EOS_ID, load_tokenizer
-    from picomaml.model import save_pico
+# --- prepare -------------------------------------------------------------------------------
 
-    say = log or (lambda _msg: None)
-    out_dir = Path(out_dir)
-    data_root = resolve_data_dir(data_dir)
+
+@dataclass
+class Split:
+    """One data split, encoded: sentences, their subword windows and word counts."""
+
+    sentences: list[Sentence]
+    info: dict[str, Any]
+    encoded: list[list[Window]] = field(default_factory=list)
+    n_words: list[int] = field(default_factory=list)
+    cache: FeatureCache | None = None
+
+
+@dataclass
+class Prepared:
+    """Everything a fine-tuning run trains on, built before the first update."""
+
+    model: PicoDecoder
+    resolved: ResolvedBackbone
+    tagger: CRFTagger
+    device: torch.device
+    window: int
+    train: Split
+    dev: Split
+    features_s: float
+
+
+def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise PicomamlError(f"--out {out_dir} exists and is not a directory")
+    if (out_dir / layout.RUN_JSON).exists() and not overwrite:
+        raise PicomamlError(
+            f"{out_dir} already holds a finished fine-tuning run ({layout.RUN_JSON}); "
+            "choose another --out or pass --force to overwrite it"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Outputs of an earlier run here would describe another model: remove them.
+    for name in (layout.RUN_JSON, layout.TRAIN_LOG, layout.RESULTS_JSON):
+        (out_dir / name).unlink(missing_ok=True)
+    for name in (layout.MODEL_DIR, layout.PREDICTIONS_DIR, layout.CONFIDENCE_DIR):
+        if (out_dir / name).is_dir():
+            shutil.rmtree(out_dir / name)
+
+
+def _encode(split: Split, tokenizer: Tokenizer, window: int) -> None:
+    split.encoded = encode_sentences(tokenizer, [s.tokens for s in split.sentences], window)
+    split.n_words = [len(s.tokens) for s in split.sentences]
+
+
+def prepare(cfg: FinetuneConfig, out_dir: Path, data_root: Path, overwrite: bool) -> Prepared:
+    """Check every input, then clear ``out_dir`` and encode the data (and, in the head
+    regime, compute the frozen features once). Seeds the run."""
     # Everything that can fail on user input is checked before the run dir is touched.
     model, resolved = load_backbone(cfg.backbone, cfg.size)
     device = resolve_device(cfg.device)
     window = effective_window(cfg.window, model.config)
-    train, train_info = load_sentences(cfg.source, "train", data_root, cfg.max_train_sentences)
-    dev, dev_info = load_sentences(cfg.source, cfg.dev_split, data_root, cfg.max_dev_sentences)
-    if not train:
+    train = Split(*load_sentences(cfg.source, "train", data_root, cfg.max_train_sentences))
+    dev = Split(*load_sentences(cfg.source, cfg.dev_split, data_root, cfg.max_dev_sentences))
+    if not train.sentences:
         raise PicomamlError(f"source {cfg.source}: the train split has no sentences")
     tokenizer = load_tokenizer(data_root)
     _prepare_out_dir(out_dir, overwrite)
-    save_config(cfg, out_dir / FINETUNE_YAML)
+    save_config(cfg, out_dir / layout.FINETUNE_YAML)
     seed_everything(cfg.seed)
     t0 = time.perf_counter()
-    enc_train = encode_sentences(tokenizer, [s.tokens for s in train], window)
-    enc_dev = encode_sentences(tokenizer, [s.tokens for s in dev], window)
-    y_train = tag_ids(train)
-    n_train = [len(s.tokens) for s in train]
-    n_dev = [len(s.tokens) for s in dev]
-    gold_dev = [list(s.tags) for s in dev]
+    _encode(train, tokenizer, window)
+    _encode(dev, tokenizer, window)
 
     model.to(device)
     tagger = build_tagger(int(model.config.d_model), cfg.constraints, cfg.dropout).to(device)
     full = cfg.regime == "full"
     for p in model.parameters():
         p.requires_grad_(full)
-
-    train_cache = dev_cache = None
     if not full:
         model.eval()
         cache_dir = Path(cfg.feature_cache_dir) if cfg.feature_cache_dir else None
-
-        def _path(sents: Sequence[Any]) -> Path | None:
-            if cache_dir is None:
-                return None
-            return cache_dir / f"{cache_key(resolved.folder, [s.tokens for s in sents], window)}.pt"
-
-        train_cache = FeatureCache.build(
-            model, enc_train, n_train, cfg.feature_batch_size, _path(train)
-        )
-        dev_cache = FeatureCache.build(model, enc_dev, n_dev, cfg.feature_batch_size, _path(dev))
-        train_cache.flat = train_cache.flat.to(device)
+        for split in (train, dev):
+            path = None
+            if cache_dir is not None:
+                words = [s.tokens for s in split.sentences]
+                path = cache_dir / f"{cache_key(resolved.folder, words, window)}.pt"
+            split.cache = FeatureCache.build(
+                model, split.encoded, split.n_words, cfg.feature_batch_size, path
+            )
+        assert train.cache is not None
+        train.cache.flat = train.cache.flat.to(device)
     features_s = time.perf_counter() - t0
-    say(
-        f"finetune: {len(train)} train / {len(dev)} dev sentences, window {window}, "
-        f"regime {cfg.regime}, device {device} (features/encoding {features_s:.1f}s)"
+    return Prepared(model, resolved, tagger, device, window, train, dev, features_s)
+
+
+# --- train ---------------------------------------------------------------------------------
+
+
+def _state_copy(module: torch.nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+
+
+@dataclass
+class Outcome:
+    """What training produced: the best state (by source dev F1) and how the run went."""
+
+    best: dict[str, float] = field(
+        default_factory=lambda: {"f1": -1.0, "epoch": 0, "step": 0, "precision": 0.0, "recall": 0.0}
     )
+    best_head: dict[str, Tensor] | None = None
+    best_backbone: dict[str, Tensor] | None = None
+    steps: int = 0
+    stopped_early: bool = False
+    epoch_seconds: list[float] = field(default_factory=list)
+    train_s: float = 0.0
 
-    params = list(tagger.parameters()) + (list(model.parameters()) if full else [])
-    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    gen = torch.Generator().manual_seed(cfg.seed)
 
-    def evaluate_dev() -> dict[str, float]:
+class _Training:
+    """The epoch loop of one run; ``log`` receives the ``train_log.jsonl`` lines."""
+
+    def __init__(self, cfg: FinetuneConfig, prep: Prepared, log: IO[str], say: Logger) -> None:
+        self.cfg, self.prep, self.log, self.say = cfg, prep, log, say
+        self.full = cfg.regime == "full"
+        self.y_train = tag_ids(prep.train.sentences)
+        self.gold_dev = [list(s.tags) for s in prep.dev.sentences]
+        self.params = list(prep.tagger.parameters()) + (
+            list(prep.model.parameters()) if self.full else []
+        )
+        self.optimizer = torch.optim.AdamW(
+            self.params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay
+        )
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.stopper = EarlyStopping(cfg.patience)
+        self.out = Outcome()
+        self.last_eval_step = -1
+        self.losses: list[float] = []  # since the last train log line (spans epochs)
+
+    def _features(self, split: Split, idx: Sequence[int] | None = None) -> list[Tensor]:
+        """Word features of ``split`` (the sentences ``idx``; all when None)."""
+        if not self.full:
+            assert split.cache is not None
+            return split.cache.as_list() if idx is None else [split.cache[i] for i in idx]
+        enc, n = split.encoded, split.n_words
+        if idx is not None:
+            enc, n = [enc[i] for i in idx], [n[i] for i in idx]
+        return word_features(self.prep.model, enc, n, self.cfg.feature_batch_size, EOS_ID)
+
+    def _dev_scores(self) -> dict[str, float]:
+        tagger, model = self.prep.tagger, self.prep.model
         tagger.eval()
-        if full:
+        if self.full:
             model.eval()
             with torch.no_grad():
-                feats = word_features(model, enc_dev, n_dev, cfg.feature_batch_size, EOS_ID)
+                feats = self._features(self.prep.dev)
             model.train()
         else:
-            feats = dev_cache.as_list()
-        pred = ids_to_tags(decode_features(tagger, feats, cfg.feature_batch_size))
+            feats = self._features(self.prep.dev)
+        pred = ids_to_tags(decode_features(tagger, feats, self.cfg.feature_batch_size))
         tagger.train()
-        return dev_scores(gold_dev, pred)
+        return dev_scores(self.gold_dev, pred)
 
-    log_fh = (out_dir / TRAIN_LOG).open("w", encoding="utf-8")
-    best = {"f1": -1.0, "epoch": 0, "step": 0, "precision": 0.0, "recall": 0.0}
-    best_head = best_backbone = None
-    stopper = EarlyStopping(cfg.patience)
-    step, stopped_early, last_eval_step = 0, False, -1
-    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
-    epoch_seconds: list[float] = []
-    window_losses: list[float] = []
-    t_train = time.perf_counter()
-    tagger.train()
-    if full:
-        model.train()
-
-    def run_eval(epoch: int) -> bool:
+    def evaluate(self, epoch: int) -> bool:
         """Evaluate on dev, log, keep the best state; True when patience is exhausted."""
-        nonlocal best_head, best_backbone, last_eval_step
-        scores = evaluate_dev()
-        last_eval_step = step
-        log_fh.write(json.dumps({"kind": "dev", "step": step, "epoch": epoch, **scores}) + "\n")
-        log_fh.flush()
-        say(f"  epoch {epoch} step {step}: dev F1 {scores['f1']:.4f}")
-        improved, stop = stopper.update(scores["f1"])
+        out = self.out
+        scores = self._dev_scores()
+        self.last_eval_step = out.steps
+        self.log.write(jsonl_line({"kind": "dev", "step": out.steps, "epoch": epoch, **scores}))
+        self.log.flush()
+        self.say(f"  epoch {epoch} step {out.steps}: dev F1 {scores['f1']:.4f}")
+        improved, stop = self.stopper.update(scores["f1"])
         if improved:
-            best.update(scores, epoch=epoch, step=step)
-            best_head = _state_copy(tagger)
-            best_backbone = _state_copy(model) if full else None
+            out.best.update(scores, epoch=epoch, step=out.steps)
+            out.best_head = _state_copy(self.prep.tagger)
+            out.best_backbone = _state_copy(self.prep.model) if self.full else None
         return stop
 
-    try:
+    def _epoch(self, epoch: int) -> bool:
+        """One pass over the shuffled train set; True when early stopping ends the run."""
+        cfg, out = self.cfg, self.out
+        order = torch.randperm(len(self.y_train), generator=self.gen).tolist()
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            feats = self._features(self.prep.train, idx)
+            x, mask, y = pad_batch(feats, [self.y_train[i] for i in idx])
+            loss = self.prep.tagger.nll(x, y, mask)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+            self.optimizer.step()
+            out.steps += 1
+            self.losses.append(float(loss.detach()))
+            if out.steps % cfg.log_every == 0:
+                mean = sum(self.losses) / len(self.losses)
+                record = {"kind": "train", "step": out.steps, "epoch": epoch, "loss": mean}
+                self.log.write(jsonl_line(record))
+                self.losses = []
+            if cfg.eval_every and out.steps % cfg.eval_every == 0 and self.evaluate(epoch):
+                return True
+        return False
+
+    def run(self) -> Outcome:
+        cfg, out = self.cfg, self.out
+        t_train = time.perf_counter()
+        self.prep.tagger.train()
+        if self.full:
+            self.prep.model.train()
+        epoch = 0
         for epoch in range(1, cfg.epochs + 1):
             t_epoch = time.perf_counter()
-            order = torch.randperm(len(train), generator=gen).tolist()
-            for start in range(0, len(order), cfg.batch_size):
-                idx = order[start : start + cfg.batch_size]
-                if full:
-                    feats = word_features(
-                        model,
-                        [enc_train[i] for i in idx],
-                        [n_train[i] for i in idx],
-                        cfg.feature_batch_size,
-                        EOS_ID,
-                    )
-                else:
-                    feats = [train_cache[i] for i in idx]
-                x, mask, y = pad_batch(feats, [y_train[i] for i in idx])
-                loss = tagger.nll(x, y, mask)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                optimizer.step()
-                step += 1
-                window_losses.append(float(loss.detach()))
-                if step % cfg.log_every == 0:
-                    mean = sum(window_losses) / len(window_losses)
-                    log_fh.write(
-                        json.dumps({"kind": "train", "step": step, "epoch": epoch, "loss": mean})
-                        + "\n"
-                    )
-                    window_losses = []
-                if cfg.eval_every and step % cfg.eval_every == 0 and run_eval(epoch):
-                    stopped_early = True
-                    break
-            epoch_seconds.append(time.perf_counter() - t_epoch)
-            if stopped_early:
+            stop = self._epoch(epoch)
+            out.epoch_seconds.append(time.perf_counter() - t_epoch)
+            if stop or (not cfg.eval_every and self.evaluate(epoch)):
+                out.stopped_early = True
                 break
-            if not cfg.eval_every and run_eval(epoch):
-                stopped_early = True
-                break
-        if last_eval_step != step:
-            run_eval(epoch)
-    finally:
-        log_fh.close()
-    train_s = time.perf_counter() - t_train
+        if self.last_eval_step != out.steps:
+            self.evaluate(epoch)
+        out.train_s = time.perf_counter() - t_train
+        return out
 
-    tagger.load_state_dict(best_head)
-    (out_dir / "model").mkdir(exist_ok=True)
-    save_file({k: v.contiguous() for k, v in best_head.items()}, str(out_dir / HEAD_FILE))
-    if full:
-        model.load_state_dict(best_backbone)
-        save_pico(model, out_dir / BACKBONE_DIR)
+
+def train(cfg: FinetuneConfig, prep: Prepared, log: IO[str], say: Logger) -> Outcome:
+    """Train the head (and, in the full regime, the backbone) with early stopping on the
+    source dev micro-F1; the training log lines go to ``log``."""
+    return _Training(cfg, prep, log, say).run()
+
+
+# --- write ---------------------------------------------------------------------------------
+
+
+def write_run(cfg: FinetuneConfig, prep: Prepared, out: Outcome, out_dir: Path) -> None:
+    """Restore the best state, write ``model/`` and then, last, ``run.json``."""
+    assert out.best_head is not None
+    prep.tagger.load_state_dict(out.best_head)
+    (out_dir / layout.MODEL_DIR).mkdir(exist_ok=True)
+    tensors = {k: v.contiguous() for k, v in out.best_head.items()}
+    write_with(
+        out_dir / layout.CRF_HEAD,
+        lambda tmp: save_file(tensors, str(tmp)),
+    )
+    model, resolved = prep.model, prep.resolved
+    if cfg.regime == "full":
+        model.load_state_dict(out.best_backbone)
+        save_pico(model, out_dir / layout.BACKBONE_DIR)
     run = {
         "backbone": str(resolved.folder),
         "backbone_requested": resolved.requested,
-        "backbone_config": _config_dict(model.config),
+        "backbone_config": dataclasses.asdict(model.config),
         "source": cfg.source,
         "regime": cfg.regime,
         "seed": cfg.seed,
         "variant": resolved.variant,
         "size": cfg.size or tier_of(model.config),
         "pretrain_step": resolved.step,
-        "best_epoch": int(best["epoch"]),
-        "best_step": int(best["step"]),
-        "best_dev_f1": float(best["f1"]),
+        "best_epoch": int(out.best["epoch"]),
+        "best_step": int(out.best["step"]),
+        "best_dev_f1": float(out.best["f1"]),
         "dev_split": cfg.dev_split,
-        "epochs_run": len(epoch_seconds),
-        "steps": step,
-        "steps_per_epoch": steps_per_epoch,
-        "stopped_early": stopped_early,
-        "window": window,
+        "epochs_run": len(out.epoch_seconds),
+        "steps": out.steps,
+        "steps_per_epoch": math.ceil(len(prep.train.sentences) / cfg.batch_size),
+        "stopped_early": out.stopped_early,
+        "window": prep.window,
         "learning_rate": cfg.learning_rate,
-        "data": {"train": train_info, "dev": dev_info},
+        "data": {"train": prep.train.info, "dev": prep.dev.info},
         "timing": {
-            "features_s": features_s,
-            "train_s": train_s,
-            "epoch_s": epoch_seconds,
-            "device": str(device),
+            "features_s": prep.features_s,
+            "train_s": out.train_s,
+            "epoch_s": out.epoch_seconds,
+            "device": str(prep.device),
         },
     }
-    _atomic_json(out_dir / RUN_JSON, run)
+    write_json(out_dir / layout.RUN_JSON, run)
+
+
+def finetune(
+    cfg: FinetuneConfig,
+    out_dir: str | Path,
+    data_dir: Path | None = None,
+    overwrite: bool = False,
+    log: Logger | None = stderr_log,
+) -> Path:
+    """Fine-tune as ``cfg`` says and write the RUN_DIR ``out_dir``; returns ``out_dir``."""
+    say = log or (lambda _msg: None)
+    out_dir = Path(out_dir)
+    prep = prepare(cfg, out_dir, resolve_data_dir(data_dir), overwrite)
+    say(
+        f"finetune: {len(prep.train.sentences)} train / {len(prep.dev.sentences)} dev "
+        f"sentences, window {prep.window}, regime {cfg.regime}, device {prep.device} "
+        f"(features/encoding {prep.features_s:.1f}s)"
+    )
+    with (out_dir / layout.TRAIN_LOG).open("w", encoding="utf-8") as log_fh:
+        outcome = train(cfg, prep, log_fh, say)
+    write_run(cfg, prep, outcome, out_dir)
+    best = outcome.best
     say(
         f"finetune: best dev F1 {best['f1']:.4f} at epoch {best['epoch']} "
         f"(step {best['step']}); wrote {out_dir}"
     )
     return out_dir
-
-
-def load_head(run_dir: Path, d_model: int, constraints: bool) -> CRFTagger:
-    """The trained CRF head of a run (the file must exist)."""
-    path = run_dir / HEAD_FILE
-    if not path.is_file():
-        raise PicomamlError(f"run dir {run_dir} is missing {HEAD_FILE}")
-    tagger = build_tagger(d_model, constraints)
-    state = load_file(str(path))
-    try:
-        tagger.load_state_dict(state)
-    except RuntimeError as exc:
-        raise PicomamlError(
-            f"{path}: does not fit a CRF head with d_model {d_model} ({exc})"
-        ) from exc
-    return tagger

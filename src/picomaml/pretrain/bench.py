@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from picomaml.data.tokenizer import EOS_ID, MASK_ID, TOKENIZER_FILE
+from picomaml.data.tokenizer import EOS_ID, MASK_ID, TOKENIZER_FILE, load_tokenizer
 from picomaml.errors import PicomamlError
+from picomaml.fileio import write_json
+from picomaml.model import PicoConfig, PicoDecoder, config_for, count_parameters
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.maml import MetaHead, episode_loss
 from picomaml.pretrain.smlmt import Episode, decode_vocab
@@ -44,7 +46,7 @@ PEAK_BF16_TFLOPS: dict[str, float] = {
 }
 
 
-def model_flops_per_token(config: Any, seq_len: int) -> float:
+def model_flops_per_token(config: PicoConfig, seq_len: int) -> float:
     """Training FLOPs per token (forward + backward), PaLM appendix B convention.
 
     ``6 * N`` for the matmul parameters (every parameter but the input embedding, which is
@@ -52,8 +54,6 @@ def model_flops_per_token(config: Any, seq_len: int) -> float:
     for the attention scores and values (causal masking not discounted). Why this
     convention: it is what published MFU figures use, so ours compare with theirs.
     """
-    from picomaml.model import count_parameters
-
     n_matmul = count_parameters(config)["total"] - config.vocab_size * config.d_model
     return 6.0 * n_matmul + 12.0 * config.n_layers * config.d_model * seq_len
 
@@ -98,8 +98,6 @@ def _token_pool(
     if data_dir is not None:
         corpus = data_dir / "corpus" / "english-mini" / "train.jsonl.gz"
         if corpus.is_file() and (data_dir / TOKENIZER_FILE).is_file():
-            from picomaml.data.tokenizer import load_tokenizer
-
             tok = load_tokenizer(data_dir)
             ids: list[int] = []
             with gzip.open(corpus, "rt", encoding="utf-8") as fh:
@@ -150,8 +148,6 @@ def run_bench(
     rows = episode_tokens // seq_len
     torch.manual_seed(seed)
     if model is None:
-        from picomaml.model import PicoDecoder, config_for
-
         model = PicoDecoder(config_for(size, max_seq_len=max(seq_len, window)))
     model = model.to(dev).train()
     meta = MetaSection(
@@ -264,7 +260,7 @@ def main(
     if out is not None:
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_json(path, report)
         print(f"wrote {path}")
     return report
 

@@ -18,9 +18,7 @@ replaced the same way, last.
 
 from __future__ import annotations
 
-import os
 import random
-import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -31,14 +29,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from picomaml import layout
 from picomaml.errors import PicomamlError
+from picomaml.fileio import write_with
+from picomaml.layout import step_dir
 from picomaml.model import PicoDecoder, load_pico, save_pico
 
-LATEST = "latest"
-STATE_FILE = "trainer_state.pt"
-HEAD_FILE = "head.safetensors"
+STATE_FILE = layout.TRAINER_STATE
+HEAD_FILE = layout.META_HEAD
 FORMAT_VERSION = 1
-_STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
 def capture_rng() -> dict[str, Any]:
@@ -93,11 +92,6 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
-def step_dir(root: str | Path, step: int) -> Path:
-    """``root/step_N``."""
-    return Path(root) / f"step_{step}"
-
-
 def save_checkpoint(
     root: str | Path,
     step: int,
@@ -125,23 +119,13 @@ def save_checkpoint(
     save_pico(model, tmp)
     if head is not None:
         tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-        save_file(tensors, str(tmp / HEAD_FILE), metadata={"format": "pt"})
+        write_with(tmp / HEAD_FILE, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
     state = dict(trainer_state, step=step, format_version=FORMAT_VERSION)
-    torch.save(state, tmp / STATE_FILE)
+    write_with(tmp / STATE_FILE, lambda p: torch.save(state, p))
     if extra is not None:
         extra(tmp)
-    if final.exists():
-        old = root / f"{final.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)
-    pointer = root / f"{LATEST}.tmp"
-    pointer.write_text(final.name + "\n", encoding="utf-8")
-    os.replace(pointer, root / LATEST)
+    layout.publish_dir(tmp, final)
+    layout.write_latest(root, final)
     if keep_last is not None:
         for path in _older_steps(root, keep_last, keep=final.name):
             shutil.rmtree(path)
@@ -153,25 +137,19 @@ def save_checkpoint(
 
 def _older_steps(root: Path, newest: int, keep: str) -> list[Path]:
     """Step folders other than the ``newest`` N (by step number), never ``keep``."""
-    steps = sorted(
-        (int(m.group(1)), p)
-        for p in root.iterdir()
-        if p.is_dir() and (m := _STEP_DIR.match(p.name))
-    )
-    return [path for _, path in steps[:-newest] if path.name != keep]
+    return [path for _, path in layout.step_dirs(root)[:-newest] if path.name != keep]
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
     """The folder named by ``root/latest``, or ``None`` when no checkpoint was written."""
-    pointer = Path(root) / LATEST
-    if not pointer.is_file():
+    name = layout.read_latest(root)
+    if name is None:
         return None
-    name = pointer.read_text(encoding="utf-8").strip()
     folder = Path(root) / name
-    if not _STEP_DIR.match(name) or not (folder / STATE_FILE).is_file():
+    if not (folder / STATE_FILE).is_file():
         raise PicomamlError(
-            f"{pointer}: names {name!r}, which is not a complete checkpoint folder "
-            f"(expected step_N with {STATE_FILE})"
+            f"{Path(root) / layout.LATEST}: names {name!r}, which is not a complete checkpoint "
+            f"folder (expected step_N with {STATE_FILE})"
         )
     return folder
 

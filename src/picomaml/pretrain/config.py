@@ -26,16 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from picomaml.config import load_config
+from picomaml.config import Size, load_config
+from picomaml.config import check as _check
 from picomaml.errors import PicomamlError
+from picomaml.model import PicoConfig, config_for
 
-Size = Literal["tiny", "small", "medium", "large"]
 Precision = Literal["auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true"]
-
-
-def _check(cond: bool, key: str, expected: str, value: object) -> None:
-    if not cond:
-        raise PicomamlError(f"{key}: expected {expected}, got {value!r}")
 
 
 @dataclass
@@ -74,10 +70,8 @@ class ModelSection:
         )
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
-    def pico_config(self, seq_len: int | None = None):  # -> picomaml.model.PicoConfig
+    def pico_config(self, seq_len: int | None = None) -> PicoConfig:
         """Build the backbone's ``PicoConfig``; ``max_seq_len`` defaults to ``seq_len``."""
-        from picomaml.model import config_for
-
         extra = self.overrides()
         if seq_len is not None and "max_seq_len" not in extra:
             extra["max_seq_len"] = seq_len

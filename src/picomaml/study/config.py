@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from picomaml.config import load_config
+from picomaml.config import Regime, check, from_dict, load_config
 from picomaml.data.registry import PUD, SOURCES, TARGETS
 from picomaml.errors import PicomamlError
-
-Regime = Literal["head", "full"]
+from picomaml.ner.config import FinetuneConfig
 
 SOURCE_CODES: tuple[str, ...] = SOURCES
 PUD_CODES: tuple[str, ...] = PUD
@@ -55,10 +54,13 @@ class BackboneSpec:
     def __post_init__(self) -> None:
         for name in ("variant", "size"):
             value = getattr(self, name)
-            if not value or not value.replace("_", "").isalnum():
-                raise ValueError(f"{name} must be a non-empty [A-Za-z0-9_] name, got {value!r}")
-        if not self.path:
-            raise ValueError("path must not be empty")
+            check(
+                bool(value) and value.replace("_", "").isalnum(),
+                name,
+                "a non-empty [A-Za-z0-9_] name",
+                value,
+            )
+        check(bool(self.path), "path", "a non-empty path", self.path)
 
     def resolved_path(self, results_dir: Path) -> Path:
         """The backbone path with ``{results}`` substituted."""
@@ -82,12 +84,9 @@ class SweepSpec:
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, list):
-            if not self.steps:
-                raise ValueError("steps must be 'all' or a non-empty list of steps")
-            if any(s < 0 for s in self.steps):
-                raise ValueError(f"steps must be >= 0, got {self.steps}")
-            if len(set(self.steps)) != len(self.steps):
-                raise ValueError(f"steps has duplicates: {self.steps}")
+            check(bool(self.steps), "steps", "'all' or a non-empty list of steps", self.steps)
+            check(all(s >= 0 for s in self.steps), "steps", "steps >= 0", self.steps)
+            check(len(set(self.steps)) == len(self.steps), "steps", "no duplicates", self.steps)
         _check_lists(self, ("variants", "sizes", "regimes", "sources", "seeds"))
         _check_sources(self.sources)
 
@@ -103,9 +102,10 @@ class EvaluateSpec:
     def __post_init__(self) -> None:
         bad = [d for d in self.datasets if d not in EVAL_CHOICES]
         if bad:
-            raise ValueError(f"unknown evaluation dataset(s) {bad}; valid: {list(EVAL_CHOICES)}")
-        if not self.datasets:
-            raise ValueError("datasets must not be empty")
+            raise PicomamlError(
+                f"datasets: unknown evaluation dataset(s) {bad}; valid: {list(EVAL_CHOICES)}"
+            )
+        check(bool(self.datasets), "datasets", "a non-empty list", self.datasets)
 
 
 @dataclass
@@ -135,14 +135,12 @@ class AnalysisSpec:
     treatment_variant: str = "maml"
 
     def __post_init__(self) -> None:
-        if self.top_words < 1:
-            raise ValueError("top_words must be >= 1")
-        if self.n_resamples < 10:
-            raise ValueError("n_resamples must be >= 10")
+        check(self.top_words >= 1, "top_words", "an integer >= 1", self.top_words)
+        check(self.n_resamples >= 10, "n_resamples", "an integer >= 10", self.n_resamples)
         bad = [k for k in self.particles if k not in TARGET_CODES]
         if bad:
-            raise ValueError(f"particles: unknown target(s) {bad}; valid: {list(TARGET_CODES)}")
-        _check_sources([self.sweep_source])
+            raise PicomamlError(f"particles: unknown target(s) {bad}; valid: {list(TARGET_CODES)}")
+        _check_sources([self.sweep_source], "sweep_source")
 
 
 @dataclass
@@ -166,26 +164,28 @@ class GridConfig:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.replace("-", "").replace("_", "").isalnum():
-            raise ValueError(f"name must be a simple name ([A-Za-z0-9_-]), got {self.name!r}")
-        if not self.backbones:
-            raise ValueError("backbones must list at least one backbone")
+        check(
+            bool(self.name) and self.name.replace("-", "").replace("_", "").isalnum(),
+            "name",
+            "a simple name ([A-Za-z0-9_-])",
+            self.name,
+        )
+        check(bool(self.backbones), "backbones", "at least one backbone", self.backbones)
         keys = [(b.variant, b.size) for b in self.backbones]
         dupes = sorted({k for k in keys if keys.count(k) > 1})
-        if dupes:
-            raise ValueError(f"backbones: duplicate (variant, size) pairs {dupes}")
+        check(not dupes, "backbones", f"unique (variant, size) pairs, not twice {dupes}", keys)
         _check_lists(self, ("regimes", "sources", "seeds"))
         _check_sources(self.sources)
         for i, sweep in enumerate(self.sweeps):
             for v in sweep.variants:
                 for s in sweep.sizes:
                     if (v, s) not in keys:
-                        raise ValueError(
+                        raise PicomamlError(
                             f"sweeps[{i}]: no backbone declared for variant={v} size={s}"
                         )
         reserved = {"backbone", "source", "regime", "seed"} & set(self.finetune)
         if reserved:
-            raise ValueError(
+            raise PicomamlError(
                 f"finetune: {sorted(reserved)} are set per cell by the grid; remove them"
             )
 
@@ -200,16 +200,23 @@ class GridConfig:
 def _check_lists(obj: Any, names: tuple[str, ...]) -> None:
     for name in names:
         values = getattr(obj, name)
-        if not values:
-            raise ValueError(f"{name} must not be empty")
-        if len(set(values)) != len(values):
-            raise ValueError(f"{name} has duplicates: {values}")
+        check(bool(values), name, "a non-empty list", values)
+        check(len(set(values)) == len(values), name, "a list without duplicates", values)
 
 
-def _check_sources(sources: list[str]) -> None:
+def _check_sources(sources: list[str], key: str = "sources") -> None:
     bad = [s for s in sources if s not in (*SOURCE_CODES, "all")]
     if bad:
-        raise ValueError(f"unknown source(s) {bad}; valid: {[*SOURCE_CODES, 'all']}")
+        raise PicomamlError(f"{key}: unknown source(s) {bad}; valid: {[*SOURCE_CODES, 'all']}")
+
+
+def build_finetune_config(
+    overrides: dict[str, Any], *, backbone: str, source: str, regime: str, seed: int
+) -> FinetuneConfig:
+    """The NER fine-tuning config of one cell: grid-wide keys plus the cell's own."""
+    data = dict(overrides)
+    data.update(backbone=backbone, source=source, regime=regime, seed=seed)
+    return from_dict(FinetuneConfig, data)
 
 
 def validate_finetune_keys(finetune: dict[str, Any], where: str = "finetune") -> None:
@@ -217,8 +224,6 @@ def validate_finetune_keys(finetune: dict[str, Any], where: str = "finetune") ->
 
     Done at load time so a typo fails before 160 cells start, not inside each one.
     """
-    from picomaml.study.grid import build_finetune_config
-
     try:
         build_finetune_config(finetune, backbone="BACKBONE", source="sk_snk", regime="head", seed=0)
     except PicomamlError as exc:

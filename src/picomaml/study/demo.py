@@ -8,14 +8,18 @@ path. The report itself says loudly that these are demo-size models.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from picomaml import layout
 from picomaml.config import from_dict, load_yaml, to_dict
 from picomaml.errors import PicomamlError
+from picomaml.fileio import read_json
+from picomaml.layout import latest_step_of_run
+from picomaml.pretrain.config import PretrainConfig, load_pretrain_config
+from picomaml.pretrain.trainer import run_pretraining
 from picomaml.study.config import GridConfig, load_grid
 from picomaml.study.grid import run_grid
 from picomaml.study.report import write_report
@@ -33,21 +37,7 @@ def resolve_repo_path(path: str | Path) -> Path:
     return alt if alt.exists() else p
 
 
-def latest_step(run_dir: Path) -> int | None:
-    """Step named by ``checkpoints/latest`` (None when the run has no checkpoint)."""
-    pointer = run_dir / "checkpoints" / "latest"
-    if not pointer.is_file():
-        return None
-    name = pointer.read_text(encoding="utf-8").strip()
-    try:
-        return int(name.removeprefix("step_"))
-    except ValueError as exc:
-        raise PicomamlError(f"{pointer}: expected 'step_N', got {name!r}") from exc
-
-
-def _same_config(saved: Path, wanted: object) -> bool:
-    from picomaml.pretrain.config import PretrainConfig
-
+def _same_config(saved: Path, wanted: PretrainConfig) -> bool:
     try:
         old = from_dict(PretrainConfig, load_yaml(saved))
     except PicomamlError:
@@ -64,9 +54,6 @@ def ensure_backbones(
     grid: GridConfig, results_dir: Path, data_dir: Path | None, say: Callable[[str], None]
 ) -> None:
     """Pretrain every backbone of ``grid`` that is not finished yet (resume if started)."""
-    from picomaml.pretrain.config import load_pretrain_config
-    from picomaml.pretrain.trainer import run_pretraining
-
     for b in grid.backbones:
         run_dir = b.resolved_path(results_dir)
         if b.pretrain_config is None:
@@ -74,9 +61,10 @@ def ensure_backbones(
                 raise PicomamlError(f"backbone {run_dir} does not exist and has no pretrain_config")
             continue
         cfg = load_pretrain_config(resolve_repo_path(b.pretrain_config), b.pretrain_overrides)
-        done = latest_step(run_dir)
-        if done is not None and (run_dir / "config.yaml").is_file():
-            if not _same_config(run_dir / "config.yaml", cfg):
+        done = latest_step_of_run(run_dir)
+        saved = run_dir / layout.PRETRAIN_CONFIG
+        if done is not None and saved.is_file():
+            if not _same_config(saved, cfg):
                 raise PicomamlError(
                     f"{run_dir} was pretrained with another config than {b.pretrain_config}; "
                     "delete it or pass another --out"
@@ -92,10 +80,10 @@ def ensure_backbones(
 
 def headline(results_dir: Path) -> list[str]:
     """The scale table's rows as short lines for the terminal."""
-    path = results_dir / "tables" / "scale.json"
+    path = results_dir / layout.TABLES_DIR / "scale.json"
     if not path.is_file():
         return []
-    payload = json.loads(path.read_text(encoding="utf-8"))
+    payload = read_json(path)
     if payload.get("unavailable"):
         return [f"zero-shot comparison not available: {payload['unavailable']}"]
     lines = []

@@ -10,7 +10,6 @@ and the grid carries on: one bad run must not cost the other 159.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import multiprocessing
 import os
 import re
@@ -23,14 +22,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+from tqdm import tqdm
+
+from picomaml import layout
 from picomaml.config import from_dict, load_yaml, save_config, to_dict
 from picomaml.errors import PicomamlError
-from picomaml.study.config import GridConfig
-
-CELL_JSON = "cell.json"
-RESULTS_JSON = "results.json"
-ERROR_JSON = "error.json"
-GRID_YAML = "grid.yaml"
+from picomaml.fileio import write_json
+from picomaml.layout import CELL_JSON, ERROR_JSON, GRID_YAML, RESULTS_JSON
+from picomaml.ner.evaluate import evaluate_run
+from picomaml.ner.finetune import finetune
+from picomaml.study.config import GridConfig, build_finetune_config
 
 
 @dataclass(frozen=True)
@@ -60,14 +62,8 @@ CellRunner = Callable[[Cell, Path, GridConfig, "Path | None"], None]
 
 def checkpoint_steps(run_dir: Path) -> list[int]:
     """Steps of the complete checkpoints (``step_N`` with weights) in a pretraining run dir."""
-    ckpt = run_dir / "checkpoints"
-    steps = []
-    if ckpt.is_dir():
-        for child in ckpt.iterdir():
-            m = re.fullmatch(r"step_(\d+)", child.name)
-            if m and (child / "model.safetensors").is_file():
-                steps.append(int(m.group(1)))
-    return sorted(steps)
+    root = run_dir / layout.CHECKPOINTS
+    return [step for step, _ in layout.step_dirs(root, require=layout.PICO_WEIGHTS)]
 
 
 def expand_cells(cfg: GridConfig, results_dir: Path) -> list[Cell]:
@@ -100,7 +96,7 @@ def expand_cells(cfg: GridConfig, results_dir: Path) -> list[Cell]:
                                         regime,
                                         source,
                                         seed,
-                                        str(run_dir / "checkpoints" / f"step_{step}"),
+                                        str(layout.step_dir(run_dir / layout.CHECKPOINTS, step)),
                                         step,
                                     )
                                 )
@@ -143,13 +139,7 @@ def write_error(cell_dir: Path, cell: Cell, exc: BaseException) -> None:
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    _atomic_write(cell_dir / ERROR_JSON, json.dumps(payload, indent=2))
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(cell_dir / ERROR_JSON, payload, end="")
 
 
 def execute_cell(
@@ -165,7 +155,7 @@ def execute_cell(
     if cell_dir.exists():
         shutil.rmtree(cell_dir)
     cell_dir.mkdir(parents=True)
-    _atomic_write(cell_dir / CELL_JSON, json.dumps(asdict(cell) | {"cell_id": cell.cell_id}))
+    write_json(cell_dir / CELL_JSON, asdict(cell) | {"cell_id": cell.cell_id}, indent=None, end="")
     try:
         runner(cell, cell_dir, cfg, data_dir)
         if not is_done(cell_dir):
@@ -178,8 +168,6 @@ def execute_cell(
 
 def _worker_init(threads: int) -> None:
     """Split the CPU cores between worker processes instead of oversubscribing them."""
-    import torch
-
     torch.set_num_threads(threads)
 
 
@@ -216,9 +204,7 @@ def write_grid_copy(cfg: GridConfig, results_dir: Path) -> None:
                 f"--results directory (or delete {target} if the change is intended)"
             )
         return
-    tmp = results_dir / f".{GRID_YAML}.{os.getpid()}.tmp"
-    save_config(cfg, tmp)
-    os.replace(tmp, target)
+    save_config(cfg, target)
 
 
 def missing_backbones(cells: list[Cell], cfg: GridConfig) -> list[str]:
@@ -255,7 +241,7 @@ def run_grid(
     runner = runner or finetune_and_evaluate
     write_grid_copy(cfg, results_dir)
     cells = shard_cells(expand_cells(cfg, results_dir), *shard)
-    cells_dir = results_dir / "cells"
+    cells_dir = results_dir / layout.CELLS_DIR
     todo = [c for c in cells if not is_done(cells_dir / c.cell_id)]
     skipped = [c.cell_id for c in cells if is_done(cells_dir / c.cell_id)]
     missing = missing_backbones(todo, cfg)
@@ -318,36 +304,20 @@ class _NullBar:
 def _progress(total: int, enabled: bool) -> Any:
     if not enabled:
         return _NullBar()
-    from tqdm import tqdm
-
     return tqdm(total=total, unit="cell", file=sys.stderr, dynamic_ncols=True)
 
 
 # --- the real cell: fine-tune, then evaluate -------------------------------------------
 
 
-def build_finetune_config(
-    overrides: dict[str, Any], *, backbone: str, source: str, regime: str, seed: int
-) -> Any:
-    """The NER fine-tuning config of one cell: grid-wide keys plus the cell's own."""
-    from picomaml.ner.config import FinetuneConfig
-
-    data = dict(overrides)
-    data.update(backbone=backbone, source=source, regime=regime, seed=seed)
-    return from_dict(FinetuneConfig, data)
-
-
 def finetune_and_evaluate(
     cell: Cell, cell_dir: Path, cfg: GridConfig, data_dir: Path | None
 ) -> None:
     """The default cell runner: ``picomaml finetune`` then ``picomaml evaluate``."""
-    from picomaml.ner.evaluate import evaluate_run
-    from picomaml.ner.finetune import finetune
-
     ft_cfg = build_finetune_config(
         cfg.finetune, backbone=cell.backbone, source=cell.source, regime=cell.regime, seed=cell.seed
     )
-    with (cell_dir / "cell.log").open("a", encoding="utf-8") as log_fh:
+    with (cell_dir / layout.CELL_LOG).open("a", encoding="utf-8") as log_fh:
 
         def log(msg: str) -> None:
             log_fh.write(msg + "\n")

@@ -11,6 +11,8 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from picomaml.ner.metrics import sentence_entities
+
 #: Two-sided 95% Student-t quantiles t_{0.975, df} for df = 1..30 (beyond: 1.96).
 _T975 = (
     12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
@@ -126,8 +128,6 @@ def spans(tags: Sequence[str]) -> list[Span]:
     """Entity spans ``(type, start, end_exclusive)`` of one sentence, read exactly as the
     headline score reads them (seqeval's conlleval-compatible mode, via
     :func:`picomaml.ner.metrics.sentence_entities`), so recalls here agree with F1 there."""
-    from picomaml.ner.metrics import sentence_entities
-
     return sorted((t, s, e + 1) for t, s, e in sentence_entities(tags, "default"))
 
 

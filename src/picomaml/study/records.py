@@ -7,25 +7,18 @@ over the directory and every number can name the file it came from
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from picomaml import layout
 from picomaml.config import parse_yaml
+from picomaml.data.registry import TARGETS
 from picomaml.errors import PicomamlError
-
-TARGETS: tuple[str, ...] = ("tl_trg", "tl_ugnayan", "ceb_gja")
-
-
-def pretrain_run_dir(backbone: str | Path) -> Path | None:
-    """The pretraining run dir behind a backbone path (run dir or checkpoints/step_N)."""
-    p = Path(backbone)
-    if (p / "config.yaml").is_file():
-        return p
-    if p.parent.name == "checkpoints" and (p.parent.parent / "config.yaml").is_file():
-        return p.parent.parent
-    return None
+from picomaml.fileio import read_json, read_jsonl
+from picomaml.layout import pretrain_run_dir
 
 
 @dataclass
@@ -80,6 +73,36 @@ class CellRecord:
 
 
 @dataclass
+class PretrainRun:
+    """A backbone's pretraining run dir: its resolved config and its ``metrics.jsonl``
+    records (``None`` when the run logged none)."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    metrics: list[dict[str, Any]] | None
+
+    @property
+    def config_file(self) -> Path:
+        """``RUN_DIR/config.yaml`` (cited by the report)."""
+        return self.run_dir / layout.PRETRAIN_CONFIG
+
+    @property
+    def metrics_file(self) -> Path:
+        """``RUN_DIR/metrics.jsonl`` (cited by the report)."""
+        return self.run_dir / layout.METRICS
+
+
+def load_pretrain_run(run_dir: Path) -> PretrainRun:
+    """Read a pretraining run dir's config and metrics log."""
+    metrics = run_dir / layout.METRICS
+    return PretrainRun(
+        run_dir,
+        read_yaml_mapping(run_dir / layout.PRETRAIN_CONFIG),
+        read_jsonl(metrics) if metrics.is_file() else None,
+    )
+
+
+@dataclass
 class StudyData:
     """A loaded results directory."""
 
@@ -89,6 +112,17 @@ class StudyData:
     failed: list[dict[str, Any]]
     incomplete: list[str]
     warnings: list[str] = field(default_factory=list)
+    _pretrain: dict[Path, PretrainRun] = field(default_factory=dict, repr=False)
+
+    def pretrain_run(self, cell: CellRecord) -> PretrainRun | None:
+        """The pretraining run behind ``cell``'s backbone (read once), or ``None`` when the
+        backbone is not a pretraining run dir or one of its step folders."""
+        run_dir = pretrain_run_dir(str(cell.run.get("backbone", "")))
+        if run_dir is None:
+            return None
+        if run_dir not in self._pretrain:
+            self._pretrain[run_dir] = load_pretrain_run(run_dir)
+        return self._pretrain[run_dir]
 
     def main(self) -> list[CellRecord]:
         """Cells of the main grid (final backbone weights)."""
@@ -99,25 +133,13 @@ class StudyData:
         return [c for c in self.cells if c.kind == "sweep"]
 
 
-def _read_json(path: Path) -> Any:
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file as a mapping (``{}`` when empty); invalid YAML names the file."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PicomamlError(f"{path}: not valid JSON ({exc})") from exc
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Read a JSON-lines file; a bad line is an error naming file and line."""
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise PicomamlError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
-    return rows
+        data = parse_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise PicomamlError(f"{path}: not valid YAML ({exc})") from exc
+    return data if isinstance(data, dict) else {}
 
 
 def read_predictions(path: Path) -> list[Sentence]:
@@ -169,7 +191,8 @@ def read_confidence(path: Path) -> list[Sentence]:
 
 
 def _cell_meta(cell_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
-    meta = _read_json(cell_dir / "cell.json") if (cell_dir / "cell.json").is_file() else {}
+    meta_path = cell_dir / layout.CELL_JSON
+    meta = read_json(meta_path) if meta_path.is_file() else {}
     step = meta.get("step")
     if step is None:
         step = run.get("pretrain_step")
@@ -186,9 +209,9 @@ def _cell_meta(cell_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
 
 def load_cell(cell_dir: Path, rel: str, datasets: tuple[str, ...] = TARGETS) -> CellRecord:
     """Read one finished cell (``results.json`` must exist)."""
-    results = _read_json(cell_dir / "results.json")
+    results = read_json(cell_dir / layout.RESULTS_JSON)
     if "run" not in results or "datasets" not in results:
-        raise PicomamlError(f"{cell_dir / 'results.json'}: expected keys 'run' and 'datasets'")
+        raise PicomamlError(f"{cell_dir / layout.RESULTS_JSON}: expected keys 'run' and 'datasets'")
     run = results["run"]
     meta = _cell_meta(cell_dir, run)
     rec = CellRecord(
@@ -198,15 +221,15 @@ def load_cell(cell_dir: Path, rel: str, datasets: tuple[str, ...] = TARGETS) -> 
         datasets=results["datasets"],
         **meta,
     )
-    log = cell_dir / "train_log.jsonl"
+    log = cell_dir / layout.TRAIN_LOG
     if log.is_file():
         rec.train_log = read_jsonl(log)
-    ft = cell_dir / "finetune.yaml"
+    ft = cell_dir / layout.FINETUNE_YAML
     if ft.is_file():
         rec.finetune_cfg = parse_yaml(ft.read_text(encoding="utf-8")) or {}
     for code in datasets:
-        conf = cell_dir / "confidence" / f"{code}.jsonl"
-        pred = cell_dir / "predictions" / f"{code}.iob2"
+        conf = cell_dir / layout.confidence_file(code)
+        pred = cell_dir / layout.predictions_file(code)
         if conf.is_file():
             rec.sentences[code] = read_confidence(conf)
             rec.has_confidence[code] = True
@@ -219,17 +242,17 @@ def load_cell(cell_dir: Path, rel: str, datasets: tuple[str, ...] = TARGETS) -> 
 def load_study(results_dir: str | Path) -> StudyData:
     """Load every cell under ``RESULTS_DIR/cells`` (finished, failed, or incomplete)."""
     results_dir = Path(results_dir)
-    cells_dir = results_dir / "cells"
+    cells_dir = results_dir / layout.CELLS_DIR
     if not cells_dir.is_dir():
         raise PicomamlError(
             f"{results_dir}: no cells/ folder; run `picomaml grid CONFIG --results {results_dir}`"
         )
-    grid_path = results_dir / "grid.yaml"
+    grid_path = results_dir / layout.GRID_YAML
     grid = parse_yaml(grid_path.read_text(encoding="utf-8")) if grid_path.is_file() else {}
     cells, failed, incomplete, warnings = [], [], [], []
     for cell_dir in sorted(p for p in cells_dir.iterdir() if p.is_dir()):
-        rel = f"cells/{cell_dir.name}"
-        if (cell_dir / "results.json").is_file():
+        rel = f"{layout.CELLS_DIR}/{cell_dir.name}"
+        if (cell_dir / layout.RESULTS_JSON).is_file():
             cell = load_cell(cell_dir, rel)
             cells.append(cell)
             actual = cell.run.get("variant")
@@ -238,8 +261,8 @@ def load_study(results_dir: str | Path) -> StudyData:
                     f"`{rel}` is labelled variant '{cell.variant}' by the grid, but its "
                     f"backbone's pretraining config says '{actual}' (`{rel}/run.json`)"
                 )
-        elif (cell_dir / "error.json").is_file():
-            err = _read_json(cell_dir / "error.json")
+        elif (cell_dir / layout.ERROR_JSON).is_file():
+            err = read_json(cell_dir / layout.ERROR_JSON)
             failed.append({"cell_id": cell_dir.name, "message": err.get("message", ""), "rel": rel})
         else:
             incomplete.append(cell_dir.name)

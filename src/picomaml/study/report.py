@@ -12,20 +12,25 @@ from __future__ import annotations
 import datetime as _dt
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from picomaml.config import from_dict, parse_yaml
+from picomaml import layout
+from picomaml.config import SIZES, from_dict
+from picomaml.data.align import subword_counts
+from picomaml.data.paths import resolve_data_dir
+from picomaml.data.registry import load_split
+from picomaml.data.tokenizer import load_tokenizer
 from picomaml.errors import PicomamlError
+from picomaml.fileio import write_json, write_text
 from picomaml.study.analyses import Analysis, Context, DataAccess, Table, param_count, run_all
 from picomaml.study.config import AnalysisSpec
-from picomaml.study.records import StudyData, load_study, pretrain_run_dir
+from picomaml.study.records import StudyData, load_study
 
 PAPER_STEPS = 6000
 # The paper's effective batch in sequences: 1,024 for tiny, 2,048 for the other tiers.
-PAPER_BATCH = {"tiny": 1024, "small": 2048, "medium": 2048, "large": 2048}
+PAPER_BATCH = {size: 1024 if size == "tiny" else 2048 for size in SIZES}
 PAPER_SEQ_LEN = 2048
 PAPER_COMMAND = (
     "picomaml grid configs/study/paper.yaml --results results/paper && "
@@ -72,13 +77,6 @@ def _cite(table: Table, json_name: str, limit: int = 4) -> str:
     return f"Computed from {shown}{more} (per-row file list: `{json_name}`)."
 
 
-def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        return parse_yaml(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise PicomamlError(f"{path}: not valid YAML ({exc})") from exc
-
-
 def backbone_table(data: StudyData) -> tuple[list[dict[str, Any]], dict[str, dict]]:
     """One row per (variant, size): where it came from and how it was pretrained."""
     seen: dict[tuple[str, str], dict[str, Any]] = {}
@@ -88,20 +86,20 @@ def backbone_table(data: StudyData) -> tuple[list[dict[str, Any]], dict[str, dic
         if key in seen:
             continue
         backbone = str(c.run.get("backbone", ""))
-        run_dir = pretrain_run_dir(backbone)
+        run = data.pretrain_run(c)
         row: dict[str, Any] = {
             "variant": c.variant,
             "size": c.size,
             "parameters": param_count(c),
             "backbone": backbone,
         }
-        if run_dir is not None:
-            cfg = _load_yaml(run_dir / "config.yaml")
-            configs[str(run_dir / "config.yaml")] = cfg
+        if run is not None:
+            cfg = run.config
+            configs[str(run.config_file)] = cfg
             tr, meta, d = cfg.get("training", {}), cfg.get("meta", {}), cfg.get("data", {})
             row.update(
                 {
-                    "pretraining config": str(run_dir / "config.yaml"),
+                    "pretraining config": str(run.config_file),
                     "steps": tr.get("max_steps"),
                     "batch (seqs)": tr.get("batch_size"),
                     "seq len": d.get("seq_len"),
@@ -235,7 +233,7 @@ def render_analysis(a: Analysis, number: int) -> str:
 
 def write_tables(a: Analysis, results_dir: Path) -> None:
     """``tables/<key>.json``: every table with each row's source files."""
-    out = results_dir / "tables"
+    out = results_dir / layout.TABLES_DIR
     out.mkdir(exist_ok=True)
     payload = {
         "analysis": a.key,
@@ -246,35 +244,27 @@ def write_tables(a: Analysis, results_dir: Path) -> None:
             for t in a.tables
         ],
     }
-    (out / f"{a.key}.json").write_text(json.dumps(payload, indent=1, default=str), "utf-8")
+    write_json(out / f"{a.key}.json", payload, indent=1, end="", default=str)
 
 
 def default_data_access(data_dir: Path | None) -> DataAccess | None:
     """Raw-data access through the registry and tokenizer, or None when no data root exists."""
     try:
-        from picomaml.data.paths import resolve_data_dir
-
         root = resolve_data_dir(data_dir)
     except PicomamlError:
         return None
-    from picomaml.data.registry import load_split
-
     cache: dict[tuple[str, str], list[tuple[list[str], list[str]]]] = {}
 
     def sentences(code: str, split: str) -> list[tuple[list[str], list[str]]]:
         if (code, split) not in cache:
-            loaded = load_split(code, split, data_dir=root)
-            sents = loaded[0] if isinstance(loaded, tuple) else loaded
+            sents, _ = load_split(code, split, data_dir=root)
             cache[(code, split)] = [(list(s.tokens), list(s.tags)) for s in sents]
         return cache[(code, split)]
 
     return DataAccess(sentences, _subword_counter(root))
 
 
-def _subword_counter(root: Path):  # -> Callable[[list[str]], list[int]] | None
-    from picomaml.data.align import subword_counts
-    from picomaml.data.tokenizer import load_tokenizer
-
+def _subword_counter(root: Path) -> Callable[[list[str]], list[int]]:
     tok = load_tokenizer(root)
     return lambda words: subword_counts(tok, words)
 
@@ -333,6 +323,6 @@ def write_report(
         for c in study.incomplete:
             lines.append(f"- `cells/{c}`: incomplete (no results.json, no error.json)")
         lines.append("")
-    path = results_dir / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
+    path = results_dir / layout.REPORT_MD
+    write_text(path, "\n".join(lines))
     return path

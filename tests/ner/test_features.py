@@ -8,19 +8,16 @@ import pytest
 import torch
 
 from picomaml.errors import PicomamlError
+from picomaml.ner.backbone import check_size, load_backbone, resolve_backbone, tier_of
 from picomaml.ner.features import (
     FeatureCache,
     cache_key,
-    check_size,
     encode_sentence,
     encode_sentences,
-    load_backbone,
     pad_batch,
-    resolve_backbone,
-    tier_of,
     word_features,
 )
-from picomaml.ner.finetune import build_tagger, decode_features
+from picomaml.ner.tagger import build_tagger, decode_features
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from picomaml.pretrain.config import (
     resolve_data_path,
 )
 
-PRESETS = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+PRESETS = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
 TIERS = ["tiny", "small", "medium", "large"]
 
 

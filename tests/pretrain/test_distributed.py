@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from picomaml.model import PicoConfig, PicoDecoder
 from picomaml.pretrain.trainer import ddp_strategy, run_pretraining
 from picomaml.seeding import seed_everything
-from pretrain_tiny import small_corpus, tiny_config
+from tests.pretrain.tiny import small_corpus, tiny_config
 
 ADAM = ("training.eps=1.0e-6",)
 VARIANTS = {"ar": "meta.rho=0.0", "maml": "meta.rho=1.0", "mixed": "meta.rho=0.5"}

@@ -13,7 +13,7 @@ import yaml
 
 from picomaml.study.demo import run_demo
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MICRO = [
     "training.max_steps=4",
     "training.warmup_steps=1",

@@ -8,11 +8,12 @@ import pytest
 
 from picomaml.cli.main import main
 from picomaml.config import to_dict
+from picomaml.layout import latest_step_of_run
 from picomaml.study.config import load_grid
-from picomaml.study.demo import latest_step, resolve_repo_path
+from picomaml.study.demo import resolve_repo_path
 from picomaml.study.grid import expand_cells
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("name", ["paper", "demo"])
@@ -40,10 +41,10 @@ def test_demo_grid_is_a_fair_small_comparison(tmp_path):
 
 
 def test_latest_step_and_repo_paths(tmp_path):
-    assert latest_step(tmp_path) is None
+    assert latest_step_of_run(tmp_path) is None
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "latest").write_text("step_60\n")
-    assert latest_step(tmp_path) == 60
+    assert latest_step_of_run(tmp_path) == 60
     assert resolve_repo_path("configs/study/demo.yaml").is_file()
 
 
@@ -51,6 +52,6 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     bad = tmp_path / "g.yaml"
     bad.write_text("name: x\nbackbones: []\n")
     assert main(["grid", str(bad)]) == 2
-    assert "backbones must list at least one backbone" in capsys.readouterr().err
+    assert "backbones: expected at least one backbone" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing")]) == 2
     assert "no cells/ folder" in capsys.readouterr().err

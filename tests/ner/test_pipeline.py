@@ -18,8 +18,9 @@ from picomaml.config import load_config
 from picomaml.errors import PicomamlError
 from picomaml.ner.config import FinetuneConfig
 from picomaml.ner.evaluate import evaluate_run, load_run
-from picomaml.ner.finetune import decode_features, dev_scores, finetune, ids_to_tags
+from picomaml.ner.finetune import dev_scores, finetune
 from picomaml.ner.tag import tag_lines
+from picomaml.ner.tagger import decode_features, ids_to_tags
 
 EVAL_SETS = ["tl_trg", "tl_ugnayan"]
 COMMON = [
@@ -106,7 +107,7 @@ def test_results_schema_predictions_and_confidence(head_run: Path) -> None:
 
 
 def test_early_stopping_restores_the_best_state(head_run: Path, data_dir: Path) -> None:
-    from picomaml.ner.finetune import load_sentences
+    from picomaml.ner.tagger import load_sentences
 
     run = json.loads((head_run / "run.json").read_text())
     dev_log = [r for r in _read_log(head_run) if r["kind"] == "dev"]

@@ -12,9 +12,9 @@ import yaml
 from safetensors.torch import load_file
 
 from picomaml.errors import PicomamlError
-from picomaml.pretrain import trainer
+from picomaml.pretrain import inputs, trainer
 from picomaml.pretrain.trainer import run_pretraining
-from pretrain_tiny import small_corpus, tiny_config
+from tests.pretrain.tiny import small_corpus, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -158,14 +158,14 @@ def test_hub_run_still_reads_the_local_valid_split(corpus, monkeypatch, data_dir
 
     monkeypatch.setattr(corpus_mod, "HubRowStream", FakeStream)
     cfg = tiny_config(*corpus, "data.kind=hub", "data.corpus=pico-lm/pretokenized-dolma")
-    data = trainer._load_data(cfg, data_dir, 0, 1)
+    data = inputs.load_training_data(cfg, data_dir, 0, 1)
     assert data.valid is not None and data.valid.rows.shape[1] == cfg.data.seq_len + 1
     assert data.train_probe.shape[0] == cfg.dynamics.eval_batch_size
 
 
 def test_corpus_passes_and_note(corpus, fabric, tmp_path, capsys) -> None:
     cfg = tiny_config(*corpus)
-    assert trainer.corpus_passes(cfg, 12) == pytest.approx(3 * 8 / 12)
+    assert inputs.corpus_passes(cfg, 12) == pytest.approx(3 * 8 / 12)
     run_pretraining(tiny_config(*corpus, "training.max_steps=2"), tmp_path / "r", fabric=fabric)
     assert "passes over its corpus" not in capsys.readouterr().err
     many = tiny_config(

@@ -20,7 +20,7 @@ from picomaml.study.grid import (
     shard_cells,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fake_runner(cell: Cell, cell_dir: Path, cfg: GridConfig, data_dir: Path | None) -> None:

@@ -12,7 +12,7 @@ from picomaml.cli.main import main
 from picomaml.config import to_dict
 from picomaml.errors import PicomamlError
 from picomaml.pretrain.trainer import build_fabric
-from pretrain_tiny import small_corpus, tiny_config
+from tests.pretrain.tiny import small_corpus, tiny_config
 
 
 @pytest.fixture()

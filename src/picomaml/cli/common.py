@@ -1,0 +1,25 @@
+"""What several commands share: the data root, resolved once per command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from picomaml.data.paths import resolve_data_dir
+from picomaml.errors import PicomamlError
+
+
+def data_root(args: argparse.Namespace, *, required: bool = True) -> Path | None:
+    """The data root of this command (``--data-dir`` before or after the command, else
+    ``$PICOMAML_DATA``, ``../shared/data``, ``./data``), resolved once and passed down.
+
+    ``required=False``: ``None`` when no root is found and none was named, for commands
+    that can run without the raw data (the report, the grid's cells resolve it themselves).
+    """
+    explicit = getattr(args, "sub_data_dir", None) or getattr(args, "data_dir", None)
+    try:
+        return resolve_data_dir(explicit)
+    except PicomamlError:
+        if required or explicit is not None:
+            raise
+        return None

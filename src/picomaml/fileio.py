@@ -1,0 +1,173 @@
+"""Every file a command writes goes through here: atomic writes, JSON and JSON lines.
+
+Why one module: a run killed half-way must never leave a file that a later stage reads as
+complete (a truncated ``results.json`` would make a study cell look finished). All writers
+use the same rule: write a temporary file next to the target (same folder, so the rename
+cannot cross file systems), optionally ``fsync`` it, then ``os.replace`` it over the target.
+Temporary files are created with the default permissions (``0o666`` less the umask), not the
+``0o600`` that :func:`tempfile.mkstemp` gives, so results stay readable by a shared group.
+
+Readers raise :class:`PicomamlError` naming the file (and line, for JSON lines) instead of a
+bare decoding traceback.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from picomaml.errors import PicomamlError
+
+_counter = itertools.count()
+
+
+def temp_path(path: Path) -> Path:
+    """A fresh hidden name next to ``path`` for the temporary copy of a write in progress."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{next(_counter)}.tmp")
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist a rename in ``folder`` (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def atomic_path(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path for a writer that wants a file name (safetensors, torch.save);
+    on success it replaces ``path``, on failure it is removed."""
+    path = Path(path)
+    tmp = temp_path(path)
+    try:
+        yield tmp
+        if fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if fsync:
+        _fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_writer(path: str | Path, mode: str = "w", *, fsync: bool = False) -> Iterator[IO[Any]]:
+    """Open a temporary file for streaming ``mode`` (``"w"`` text UTF-8, ``"wb"`` bytes) writes;
+    the target appears, complete, only when the block ends without an exception."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_writer: mode must be 'w' or 'wb', got {mode!r}")
+    with atomic_path(path, fsync=fsync) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        encoding = None if "b" in mode else "utf-8"
+        with open(fd, mode, encoding=encoding) as fh:
+            yield fh
+
+
+def write_text(path: str | Path, text: str, *, fsync: bool = False) -> None:
+    """Replace ``path`` atomically with UTF-8 ``text``."""
+    with atomic_writer(path, "w", fsync=fsync) as fh:
+        fh.write(text)
+
+
+def write_bytes(path: str | Path, data: bytes, *, fsync: bool = False) -> None:
+    """Replace ``path`` atomically with ``data``."""
+    with atomic_writer(path, "wb", fsync=fsync) as fh:
+        fh.write(data)
+
+
+def write_json(
+    path: str | Path,
+    obj: Any,
+    *,
+    indent: int | None = 2,
+    end: str = "\n",
+    fsync: bool = False,
+    **dumps: Any,
+) -> None:
+    """Replace ``path`` atomically with ``obj`` as JSON followed by ``end``."""
+    write_text(path, json.dumps(obj, indent=indent, **dumps) + end, fsync=fsync)
+
+
+def write_with(path: str | Path, write: Callable[[Path], None], *, fsync: bool = False) -> None:
+    """Replace ``path`` atomically with what ``write(tmp_path)`` writes."""
+    with atomic_path(path, fsync=fsync) as tmp:
+        write(tmp)
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse a JSON file; invalid JSON is an error naming the file."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PicomamlError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def jsonl_line(record: Any) -> str:
+    """One JSON-lines record (``ensure_ascii`` as ``json.dumps``), newline included."""
+    return json.dumps(record) + "\n"
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSON-lines file (blank lines skipped); a bad line names file:line."""
+    path = Path(path)
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PicomamlError(f"{path}:{lineno}: not valid JSON ({exc})") from exc
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a JSON-lines file (see :func:`iter_jsonl`)."""
+    return list(iter_jsonl(path))
+
+
+def append_jsonl(path: str | Path, record: Any) -> None:
+    """Append one record to a JSON-lines log (a log grows while its run is alive)."""
+    with Path(path).open("a", encoding="utf-8") as fh:
+        fh.write(jsonl_line(record))
+
+
+def write_jsonl(path: str | Path, records: Iterable[Any], *, fsync: bool = False) -> None:
+    """Replace ``path`` atomically with ``records``, one JSON object per line."""
+    with atomic_writer(path, "w", fsync=fsync) as fh:
+        for record in records:
+            fh.write(jsonl_line(record))
+
+
+__all__ = [
+    "append_jsonl",
+    "atomic_path",
+    "atomic_writer",
+    "iter_jsonl",
+    "jsonl_line",
+    "read_json",
+    "read_jsonl",
+    "temp_path",
+    "write_bytes",
+    "write_json",
+    "write_jsonl",
+    "write_text",
+    "write_with",
+]

@@ -1,0 +1,151 @@
+"""Which backbone a fine-tuning run uses: resolve a path to a Pico HF folder, check its tier.
+
+A backbone path may be a Pico HF folder, a pretraining run dir (``checkpoints/latest`` names
+the step folder used) or a ``checkpoints/step_N`` folder (layout: :mod:`picomaml.layout`).
+Missing files are errors naming the file, never a silent fallback to another checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from picomaml import layout
+from picomaml.config import SIZES, parse_yaml
+from picomaml.errors import PicomamlError
+from picomaml.model import PicoConfig, PicoDecoder, config_for, load_pico, read_pico_config
+
+#: Fields of a ``PicoConfig`` that define the backbone's shape (``max_seq_len`` and RoPE
+#: settings are not: the same weights run with any window).
+SHAPE_KEYS: tuple[str, ...] = (
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "n_kv_heads",
+    "vocab_size",
+    "activation_hidden_dim",
+)
+
+
+# --- backbone resolution -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResolvedBackbone:
+    """Where a backbone's weights are, and what is known about where they came from."""
+
+    folder: Path
+    requested: str
+    step: int | None
+    run_dir: Path | None
+    variant: str | None
+
+
+def _check_pico_folder(folder: Path, what: str) -> None:
+    missing = [name for name in layout.PICO_FILES if not (folder / name).is_file()]
+    if missing:
+        raise PicomamlError(
+            f"{what} {folder} is missing {', '.join(missing)}: expected a Pico HF folder "
+            "(config.json + model.safetensors), a pretraining run dir (with "
+            "checkpoints/latest) or a checkpoints/step_N folder"
+        )
+
+
+def _pretrain_variant(run_dir: Path) -> str | None:
+    """``maml`` or ``vanilla`` from a pretraining run's ``config.yaml`` (None if unknown)."""
+    cfg_path = run_dir / layout.PRETRAIN_CONFIG
+    if not cfg_path.is_file():
+        return None
+    try:
+        data = parse_yaml(cfg_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise PicomamlError(f"{cfg_path}: not valid YAML ({exc})") from exc
+    meta = data.get("meta") if isinstance(data, dict) else None
+    if not isinstance(meta, dict) or "enabled" not in meta:
+        return None
+    return "maml" if meta["enabled"] else "vanilla"
+
+
+def resolve_backbone(path: str | Path) -> ResolvedBackbone:
+    """Find the Pico HF folder behind ``path``.
+
+    ``path`` may be a Pico HF folder, a pretraining run dir (``checkpoints/latest`` names the
+    step folder used) or a ``checkpoints/step_N`` folder. Missing files are errors naming the
+    file, never a silent fallback to another checkpoint.
+    """
+    requested = str(path)
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise PicomamlError(f"backbone {path} does not exist")
+    if not path.is_dir():
+        raise PicomamlError(f"backbone {path} is not a directory")
+    run_dir: Path | None = None
+    ckpt_root = path / layout.CHECKPOINTS
+    if ckpt_root.is_dir() and not (path / layout.PICO_CONFIG).is_file():
+        run_dir = path
+        name = layout.read_latest(ckpt_root)
+        if name is None:
+            raise PicomamlError(
+                f"pretraining run dir {path} has no checkpoints/latest (a text file holding "
+                "step_N); pass a checkpoints/step_N folder instead"
+            )
+        folder = ckpt_root / name
+        if not folder.is_dir():
+            raise PicomamlError(
+                f"{ckpt_root / layout.LATEST} names {name}, but {folder} does not exist"
+            )
+    else:
+        folder = path
+        if folder.parent.name == layout.CHECKPOINTS and layout.parse_step(folder.name) is not None:
+            run_dir = folder.parent.parent
+    _check_pico_folder(folder, "backbone folder")
+    step = layout.parse_step(folder.name)
+    variant = _pretrain_variant(run_dir) if run_dir is not None else None
+    return ResolvedBackbone(folder.resolve(), requested, step, run_dir, variant)
+
+
+def backbone_shape(config: PicoConfig | dict) -> dict[str, int]:
+    """Shape-defining fields of a ``PicoConfig`` or its dict (effective feed-forward width)."""
+    if isinstance(config, dict):
+        shape = {key: config.get(key) for key in SHAPE_KEYS}
+    else:
+        shape = {key: getattr(config, key, None) for key in SHAPE_KEYS}
+    if shape["activation_hidden_dim"] is None:
+        shape["activation_hidden_dim"] = 4 * int(shape["d_model"])
+    return shape
+
+
+def tier_of(config: PicoConfig | dict) -> str | None:
+    """The paper tier whose shape ``config`` has, or None for a custom shape."""
+    shape = backbone_shape(config)
+    for size in SIZES:
+        if backbone_shape(config_for(size)) == shape:
+            return size
+    return None
+
+
+def check_size(config: PicoConfig | dict, size: str | None, where: str) -> None:
+    """Raise if the backbone at ``where`` is not of tier ``size`` (no check when None)."""
+    if size is None:
+        return
+    want, got = backbone_shape(config_for(size)), backbone_shape(config)
+    diffs = [f"{k} {got[k]} (a {size} backbone has {want[k]})" for k in want if want[k] != got[k]]
+    if diffs:
+        actual = tier_of(config)
+        what = f"a {actual} backbone" if actual else "a backbone of a custom shape"
+        raise PicomamlError(
+            f"backbone {where} is {what}, but the fine-tuning config says size: {size}: "
+            + "; ".join(diffs)
+            + ". Fix `size` (or set it to null) or pass the right backbone"
+        )
+
+
+def load_backbone(
+    path: str | Path, size: str | None = None
+) -> tuple[PicoDecoder, ResolvedBackbone]:
+    """Resolve and load a backbone, checking its tier against ``size`` before loading weights."""
+    resolved = resolve_backbone(path)
+    check_size(read_pico_config(resolved.folder), size, str(resolved.folder))
+    return load_pico(resolved.folder), resolved

@@ -1,0 +1,140 @@
+"""The CRF tagger over word features, and the helpers every NER stage shares.
+
+Fine-tuning, evaluation, ``picomaml tag`` and the head-cache benchmark all build or load the
+same head, decode the same way and read sentences the same way; this module is that common
+ground, so none of them reaches into another's private helpers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor
+
+from picomaml.data.labels import LABEL2ID, LABELS
+from picomaml.data.registry import load_split
+from picomaml.data.uner import Sentence
+from picomaml.errors import PicomamlError
+from picomaml.layout import CRF_HEAD
+from picomaml.ner.crf import CRFTagger, iob2_constraints
+from picomaml.ner.features import pad_batch
+
+#: Progress messages of a stage (``None`` where a caller passes no logger: silence).
+Logger = Callable[[str], None]
+
+
+def stderr_log(msg: str) -> None:
+    """The default :data:`Logger`: one line on stderr, flushed (progress, not results)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; an unavailable explicit device is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise PicomamlError(f"device: {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def build_tagger(d_model: int, constraints: bool, dropout: float = 0.0) -> CRFTagger:
+    """The CRF head over the UNER label set (IOB2 constraints only when asked)."""
+    allowed = iob2_constraints(list(LABELS)) if constraints else None
+    return CRFTagger(d_model, len(LABELS), constraints=allowed, dropout=dropout)
+
+
+def load_head(run_dir: Path, d_model: int, constraints: bool) -> CRFTagger:
+    """The trained CRF head of a run (the file must exist)."""
+    path = run_dir / CRF_HEAD
+    if not path.is_file():
+        raise PicomamlError(f"run dir {run_dir} is missing {CRF_HEAD}")
+    tagger = build_tagger(d_model, constraints)
+    state = load_file(str(path))
+    try:
+        tagger.load_state_dict(state)
+    except RuntimeError as exc:
+        raise PicomamlError(
+            f"{path}: does not fit a CRF head with d_model {d_model} ({exc})"
+        ) from exc
+    return tagger
+
+
+def load_sentences(
+    code: str, split: str, data_dir: Path | None, limit: int = 0
+) -> tuple[list[Sentence], dict[str, Any]]:
+    """Sentences of one split (the first ``limit`` when > 0) and what was read.
+
+    The info's ``read_report`` counts tags the reader mapped to ``O`` (outside PER/LOC/ORG)
+    and repaired spans, so a run can say what it trained on.
+    """
+    sentences, report = load_split(code, split, data_dir)
+    available = len(sentences)
+    if limit > 0:
+        sentences = sentences[:limit]
+    info = {
+        "code": code,
+        "split": split,
+        "n_sentences": len(sentences),
+        "n_sentences_available": available,
+        "limit": limit,
+        "read_report": json.loads(json.dumps(dataclasses.asdict(report), default=str)),
+    }
+    return sentences, info
+
+
+def tag_ids(sentences: Sequence[Sentence]) -> list[list[int]]:
+    """Gold tag ids; a tag outside the label set here is a reader bug, not user data."""
+    out = []
+    for sent in sentences:
+        try:
+            out.append([LABEL2ID[t] for t in sent.tags])
+        except KeyError as exc:
+            raise PicomamlError(
+                f"sentence {getattr(sent, 'sent_id', '?')}: tag {exc} is not in the label set"
+            ) from exc
+    return out
+
+
+def ids_to_tags(paths: Sequence[Sequence[int]]) -> list[list[str]]:
+    """Tag strings from tag ids."""
+    return [[LABELS[i] for i in path] for path in paths]
+
+
+def decode_features(
+    tagger: CRFTagger, features: Sequence[Tensor], batch_size: int = 64
+) -> list[list[int]]:
+    """Viterbi tag ids for every sentence (batched; empty sentences give empty paths)."""
+    device = next(tagger.parameters()).device
+    out: list[list[int]] = []
+    with torch.no_grad():
+        for start in range(0, len(features), batch_size):
+            chunk = [f.to(device) for f in features[start : start + batch_size]]
+            feats, mask, _ = pad_batch(chunk)
+            out.extend(tagger.decode(feats, mask))
+    return out
+
+
+def gold_marginals(
+    tagger: CRFTagger,
+    features: Sequence[Tensor],
+    tags: Sequence[Sequence[int]],
+    batch_size: int = 64,
+) -> list[list[float]]:
+    """CRF marginal probability of each word's gold tag, per sentence (token confidence)."""
+    device = next(tagger.parameters()).device
+    out: list[list[float]] = []
+    with torch.no_grad():
+        for start in range(0, len(features), batch_size):
+            chunk = [f.to(device) for f in features[start : start + batch_size]]
+            feats, mask, gold = pad_batch(chunk, tags[start : start + batch_size])
+            probs = tagger.marginals(feats, mask).gather(2, gold.unsqueeze(-1)).squeeze(-1)
+            for b, f in enumerate(chunk):
+                out.append([float(p) for p in probs[b, : f.shape[0]].tolist()])
+    return out

@@ -1,0 +1,85 @@
+"""What the pretraining loop reads: packed training rows (local or streamed), the SMLMT token
+pool, the dynamics probe batch, the held-out rows and the tokenizer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer
+from torch import Tensor
+
+from picomaml.data import corpus
+from picomaml.data.paths import resolve_data_dir
+from picomaml.data.tokenizer import load_tokenizer
+from picomaml.pretrain.config import DynamicsSection, PretrainConfig
+
+
+@dataclass
+class TrainingData:
+    """Training rows, the SMLMT token pool, the held-out rows and the tokenizer."""
+
+    loader: corpus.RowLoader | corpus.HubRowStream
+    pool: np.ndarray | None
+    train_probe: Tensor
+    valid: corpus.TokenRows | None
+    tokenizer: Tokenizer = field(repr=False)
+
+    def local_rows(self) -> corpus.TokenRows | None:
+        """The training rows when they are local (``None`` when streaming)."""
+        return getattr(self.loader, "rows", None)
+
+
+def corpus_passes(cfg: PretrainConfig, n_rows: int) -> float:
+    """Upper bound on passes over a local corpus of ``n_rows`` rows (every micro-batch AR).
+
+    Why: a preset pointed at a small corpus cycles over it silently; saying how often
+    each row repeats lets a user see that before spending GPU hours.
+    """
+    return cfg.training.max_steps * cfg.training.batch_size / max(1, n_rows)
+
+
+def load_training_data(
+    cfg: PretrainConfig, data_dir: Path | None, rank: int, world: int
+) -> TrainingData:
+    """Read (or stream) the corpus as ``cfg.data`` says; this rank's shard of the rows."""
+    root = resolve_data_dir(data_dir)
+    tokenizer = load_tokenizer(root)
+    d = cfg.data
+    probe_n = cfg.dynamics.eval_batch_size
+
+    def rows_of(path: str | Path, kind: str) -> corpus.TokenRows:
+        return corpus.load_rows(path, d.seq_len, kind, tokenizer, d.text_field, d.cache_dir)
+
+    valid_path = d.valid_path(root)
+    valid_kind = "auto" if d.kind == "hub" else d.kind  # a hub run's valid split is local
+    valid = rows_of(valid_path, valid_kind) if valid_path is not None else None
+    if d.kind == "hub":
+        loader = corpus.HubRowStream(d.corpus, d.seq_len, rank=rank, world_size=world)
+        # The stream's first rows serve as the SMLMT pool and the dynamics probe batch.
+        pool_rows = -(-(cfg.meta.pool_tokens or 4_000_000) // (d.seq_len + 1))
+        n = max(pool_rows, probe_n) if cfg.meta.enabled else probe_n
+        head_rows = corpus.HubRowStream(d.corpus, d.seq_len).next_rows(n).numpy()
+        probe = torch.from_numpy(head_rows[:probe_n])
+        return TrainingData(loader, head_rows, probe, valid, tokenizer)
+
+    train = rows_of(d.corpus_path(root), d.kind)
+    if d.max_train_tokens is not None:
+        keep = max(1, d.max_train_tokens // (d.seq_len + 1))
+        train.rows = train.rows[:keep]
+    loader = corpus.RowLoader(
+        train, seed=cfg.training.seed, shuffle=True, rank=rank, world_size=world
+    )
+    probe = torch.from_numpy(np.asarray(train.rows[:probe_n], dtype=np.int64))
+    return TrainingData(loader, train.rows, probe, valid, tokenizer)
+
+
+def valid_batches(valid: corpus.TokenRows | None, dyn: DynamicsSection) -> list[Tensor]:
+    """Fixed held-out batches (file order) for perplexity: the same at every step."""
+    if valid is None:
+        return []
+    n = min(valid.n_rows, dyn.eval_batches * dyn.eval_batch_size)
+    rows = torch.from_numpy(np.asarray(valid.rows[:n], dtype=np.int64))
+    return list(rows.split(dyn.eval_batch_size))

@@ -1,0 +1,83 @@
+"""The study's analyses (paper Sections 3-5, Appendices B and D).
+
+Each ``analysis_*`` function maps loaded records (:class:`StudyData`) to an
+:class:`Analysis`: tables (rows of plain values, each row citing the result files it was
+computed from), PNG figures (drawn by :mod:`.plots` from those rows) and short text. When
+the data an analysis needs is absent, it returns ``unavailable`` with the reason instead of
+a figure: the report never fakes a number. Analyses read no files themselves; everything
+comes through :mod:`picomaml.study.records`.
+
+Modules: :mod:`.kit` (containers, pairing, shared helpers), one module per family
+(:mod:`.zero_shot` 1-3, :mod:`.sweeps` 4-6, :mod:`.convergence` 7, :mod:`.language` 8-9,
+:mod:`.pairs` 10-11, :mod:`.pretraining` 12) and :mod:`.plots`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from picomaml.study.analyses.convergence import (
+    analysis_convergence,
+    convergence_deltas,
+    convergence_metrics,
+)
+from picomaml.study.analyses.kit import (
+    Analysis,
+    Context,
+    DataAccess,
+    Table,
+    pair_cells,
+    param_count,
+    pct,
+    zero_shot_f1,
+)
+from picomaml.study.analyses.language import (
+    analysis_particles,
+    analysis_span_stats,
+    particle_recall,
+    span_stat_rows,
+)
+from picomaml.study.analyses.pairs import analysis_cases, analysis_paired
+from picomaml.study.analyses.pretraining import analysis_pretraining, pretraining_summary
+from picomaml.study.analyses.sweeps import analysis_confidence, analysis_sweep, analysis_types
+from picomaml.study.analyses.zero_shot import analysis_regime, analysis_scale, analysis_sources
+from picomaml.study.records import StudyData
+
+ANALYSES: list[Callable[[StudyData, Context], Analysis]] = [
+    analysis_scale,
+    analysis_regime,
+    analysis_sources,
+    analysis_sweep,
+    analysis_types,
+    analysis_confidence,
+    analysis_convergence,
+    analysis_span_stats,
+    analysis_particles,
+    analysis_cases,
+    analysis_paired,
+    analysis_pretraining,
+]
+
+
+def run_all(data: StudyData, ctx: Context) -> list[Analysis]:
+    """Every analysis, in the paper's order."""
+    return [fn(data, ctx) for fn in ANALYSES]
+
+
+__all__ = [
+    "ANALYSES",
+    "Analysis",
+    "Context",
+    "DataAccess",
+    "Table",
+    "convergence_deltas",
+    "convergence_metrics",
+    "pair_cells",
+    "param_count",
+    "particle_recall",
+    "pct",
+    "pretraining_summary",
+    "run_all",
+    "span_stat_rows",
+    "zero_shot_f1",
+]
