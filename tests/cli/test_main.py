@@ -15,9 +15,9 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
         assert command in out
 
 
-def test_missing_data_dir_is_a_clear_error(tmp_path) -> None:
-    from picomaml.data.paths import resolve_data_dir
-    from picomaml.errors import PicomamlError
-
-    with pytest.raises(PicomamlError, match="does not exist"):
-        resolve_data_dir(tmp_path / "nope")
+def test_missing_data_dir_is_a_clear_error(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the real entry point: exit 2 and one line naming the flag and the folder."""
+    missing = tmp_path / "nope"
+    assert main(["--data-dir", str(missing), "data", "stats", "tl_trg", "--split", "test"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"picomaml: error: data directory from --data-dir does not exist: {missing}\n"

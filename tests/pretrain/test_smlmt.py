@@ -111,9 +111,20 @@ def test_episode_balance_masking_and_places(rows: np.ndarray, decoded: list[str]
 def test_label_word_mapping_varies(rows: np.ndarray, decoded: list[str]) -> None:
     s = _sampler(rows, decoded)
     rng = np.random.default_rng(0)
-    words_order = [s.sample(rng).words for _ in range(20)]
+    words_order = [s.sample(rng).words.tolist() for _ in range(200)]
     # A word keeps no fixed label: across episodes the label->word mapping changes.
-    assert len({tuple(w.tolist()) for w in words_order}) == 20
+    assert len({tuple(w) for w in words_order}) == 200
+    # And no fixed order of labels either: any fixed rule (by id, frequency, pool order)
+    # would put two words that meet twice in the same relative order both times.
+    seen: dict[tuple[int, int], bool] = {}
+    flipped = 0
+    for words in words_order:
+        for i, a in enumerate(words):
+            for b in words[i + 1 :]:
+                key, first = (min(a, b), max(a, b)), a < b
+                flipped += key in seen and seen[key] != first
+                seen[key] = first
+    assert flipped > 0
 
 
 def test_determinism(rows: np.ndarray, decoded: list[str]) -> None:
