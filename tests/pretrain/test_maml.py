@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,10 +15,14 @@ from torch import nn
 from picomaml.model import PicoConfig, PicoDecoder
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.maml import (
+    EPISODE_METRICS,
     MetaHead,
+    body_forward,
     dropout_masks,
     episode_loss,
+    feature_collapse,
     init_output_layer,
+    prototype_loo_logits,
     window_features,
 )
 from picomaml.pretrain.smlmt import Episode, SMLMTSampler
@@ -87,7 +93,7 @@ def _reference(backbone: nn.Module, head: MetaHead, ep: Episode, cfg: MetaSectio
 
 
 def test_gradients_equal_hand_computed_first_order_update() -> None:
-    ep, cfg = _episode(), _cfg()
+    ep, cfg = _episode(), _cfg(output_init="zeros")
     backbone, head = _backbone(), _head()
     ref_backbone, ref_head = copy.deepcopy(backbone), copy.deepcopy(head)
     before = [w.detach().clone() for w in head.parameters()]
@@ -264,3 +270,88 @@ def test_evaluation_under_no_grad() -> None:
         loss, metrics = episode_loss(backbone, head, ep, cfg)
     assert not loss.requires_grad and metrics["head_grad_norm"] == 0.0
     assert metrics["support_acc_after"] > metrics["support_acc_before"]
+
+
+def test_leave_one_out_prototype_logits_by_hand() -> None:
+    z = torch.tensor([[0.0, 0.0], [2.0, 0.0], [10.0, 0.0], [10.0, 4.0], [5.0, 5.0]])
+    labels = torch.tensor([0, 0, 1, 1, 2])
+    logits = prototype_loo_logits(z, labels, 3)
+    # Point 0 (class 0): own prototype without it is (2, 0); others are (10, 2) and (5, 5).
+    mus = {0: torch.tensor([2.0, 0.0]), 1: torch.tensor([10.0, 2.0]), 2: torch.tensor([5.0, 5.0])}
+    for c, mu in mus.items():
+        assert logits[0, c] == pytest.approx(float(2 * z[0] @ mu - mu @ mu))
+    # Point 3 (class 1): own prototype without it is (10, 0).
+    own = torch.tensor([10.0, 0.0])
+    assert logits[3, 1] == pytest.approx(float(2 * z[3] @ own - own @ own))
+    # Class 2 has one example: nothing is left to build its prototype from.
+    assert logits[4, 2] == -math.inf
+    # Leave-one-out never beats the self-included nearest centroid on pure noise.
+    torch.manual_seed(3)
+    noise, lab = torch.randn(32, 16), torch.arange(32) % 8
+    w, b = init_output_layer("prototypes", 8, noise, lab, 16, "cpu")
+    inside = ((noise @ w.T + b).argmax(1) == lab).float().mean()
+    loo = (prototype_loo_logits(noise, lab, 8).argmax(1) == lab).float().mean()
+    assert inside > 0.6 and loo < 0.4
+
+
+def test_support_acc_before_is_leave_one_out_for_prototypes() -> None:
+    ep = _episode(ways=4, shots=3, queries=2)
+    cfg = _cfg(shots=3, min_word_count=5, output_init="prototypes", inner_steps=0)
+    backbone, head = _backbone(), _head()
+    _, metrics = episode_loss(backbone, head, ep, cfg)
+    with torch.no_grad():
+        s = window_features(backbone, _t(ep.support_ids), _t(ep.support_mask), "mask")
+        body = body_forward(s, head.body_params(), None)
+    want = (prototype_loo_logits(body, _t(ep.support_labels), 4).argmax(1) == _t(ep.support_labels))
+    assert float(metrics["support_acc_before"]) == pytest.approx(float(want.float().mean()))
+    assert float(metrics["chance_acc"]) == pytest.approx(0.25)
+    assert set(metrics) == set(EPISODE_METRICS)
+
+
+def test_feature_collapse_by_hand() -> None:
+    same = torch.ones(6, 3)
+    cosine, _ = feature_collapse(same + 1e-9 * torch.randn(6, 3), torch.arange(6) % 3, 3)
+    assert float(cosine) == pytest.approx(1.0)
+    x = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    cosine, share = feature_collapse(x, torch.tensor([0, 0, 1, 1]), 2)
+    # Pairs: (0,1) -1, (2,3) -1, four orthogonal pairs 0 -> mean -2/6.
+    assert float(cosine) == pytest.approx(-1 / 3)
+    assert float(share) == pytest.approx(0.0)  # both class means are the origin
+    x = torch.tensor([[1.0, 0.0], [1.0, 0.2], [-1.0, 0.0], [-1.0, 0.2]])
+    _, share = feature_collapse(x, torch.tensor([0, 0, 1, 1]), 2)
+    # Total SS: 4 * 1 + 4 * 0.01 = 4.04; between-class SS: 4 * 1.
+    assert float(share) == pytest.approx(4 / 4.04)
+
+
+def test_after_mask_representation() -> None:
+    backbone = _backbone()
+    ids = torch.randint(0, 40, (3, 8))
+    mask = torch.zeros(3, 8, dtype=torch.bool)
+    mask[0, 2] = mask[0, 5] = True  # positions 3..7 follow the first mask
+    mask[1, 6] = True  # only position 7 follows
+    mask[2, 7] = True  # nothing follows: the last position is used
+    hidden = backbone.hidden_states(ids)
+    feats = window_features(backbone, ids, mask, "after_mask")
+    torch.testing.assert_close(feats[0], hidden[0, 3:].mean(0))
+    torch.testing.assert_close(feats[1], hidden[1, 7])
+    torch.testing.assert_close(feats[2], hidden[2, 7])
+
+
+def test_persistent_output_layer_is_restored_and_meta_learned() -> None:
+    ep, cfg = _episode(), _cfg(output_init="persistent", inner_steps=5)
+    backbone = _backbone()
+    torch.manual_seed(1)
+    head = MetaHead.from_config(D, replace(cfg, head_hidden=8, head_layers=2, head_dropout=0.0))
+    assert head.out is not None and head.out.out_features == ep.ways
+    before = [p.detach().clone() for p in head.parameters()]
+    loss, metrics = episode_loss(backbone, head, ep, cfg)
+    # The inner loop adapted copies: the head's own values are untouched after the episode.
+    assert all(torch.equal(a, b) for a, b in zip(before, head.parameters(), strict=True))
+    assert float(metrics["support_loss_after"]) < float(metrics["support_loss_before"])
+    loss.backward()
+    assert head.out.weight.grad is not None and head.out.weight.grad.abs().sum() > 0
+    optimizer = torch.optim.SGD(head.parameters(), lr=0.1)
+    optimizer.step()
+    assert not torch.equal(head.out.weight, before[-2])  # the output layer is meta-learned
+    # The per-episode inits give the output layer no parameter at all.
+    assert MetaHead.from_config(D, _cfg()).out is None

@@ -149,11 +149,11 @@ def test_flat_pool_and_word_that_cannot_supply_enough_windows() -> None:
         row[::8] = w  # 8 occurrences, one distinct window
         rows.append(row)
     rows = np.stack(rows)
-    s = SMLMTSampler(
-        rows, np.array([100, 101, 102]), ways=2, shots=4, queries=4, window=64, mask_id=999
-    )
+    # Counted at construction: 8 occurrences but 1 distinct window makes no word eligible.
     with pytest.raises(PicomamlError, match="distinct windows"):
-        s.sample(np.random.default_rng(0))
+        SMLMTSampler(
+            rows, np.array([100, 101, 102]), ways=2, shots=4, queries=4, window=64, mask_id=999
+        )
     flat = np.tile(np.arange(10, 20), 200)
     flat[::10] = 5
     flat[5::10] = 6

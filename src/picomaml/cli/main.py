@@ -13,7 +13,7 @@ import sys
 
 from picomaml.errors import PicomamlError
 
-STAGES = ["data", "model", "pretrain", "finetune", "evaluate", "tag", "bench", "study"]
+STAGES = ["data", "model", "pretrain", "probe", "finetune", "evaluate", "tag", "bench", "study"]
 
 
 def build_parser() -> argparse.ArgumentParser:

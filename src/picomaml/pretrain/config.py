@@ -222,8 +222,15 @@ class MetaSection:
     """First-order MAML on SMLMT episodes (paper section 2.3 and Table 6).
 
     ``rho`` is the probability that a micro-batch is a meta episode. ``head_layers`` is
-    the number of hidden Linear->ReLU->Dropout blocks of the persistent MLP body; the
-    N-way output layer is created fresh for each episode. Candidate words are
+    the number of hidden Linear->ReLU->Dropout blocks of the persistent MLP body.
+    ``output_init`` chooses the N-way output layer: ``prototypes`` (Proto-MAML, fresh per
+    episode from the support set's class means; the default because it is the only start
+    from which the paper's inner loop learns, see docs/pretraining.md), ``zeros`` or
+    ``xavier`` (fresh per episode), or ``persistent`` (a meta-learned parameter of the
+    head, the paper's Algorithm 1 read literally). ``representation`` is where a window's
+    feature is read (see :func:`picomaml.pretrain.maml.window_features`);
+    ``inner_dropout`` applies ``head_dropout`` in the inner loop too (the query pass always
+    uses it); ``loss_weight`` scales the meta loss in the outer update. Candidate words are
     word-initial vocabulary tokens whose count in the SMLMT token pool lies in
     ``[min_word_count, max_word_frequency * pool_tokens]``; with ``whole_words`` an
     occurrence that is only the start of a longer word (``' John'`` + ``'son'``) is
@@ -243,8 +250,10 @@ class MetaSection:
     head_hidden: int = 128
     head_dropout: float = 0.1
     head_init: Literal["xavier", "kaiming", "normal"] = "xavier"
-    output_init: Literal["zeros", "xavier", "prototypes"] = "zeros"
-    representation: Literal["mask", "last"] = "mask"
+    output_init: Literal["prototypes", "zeros", "xavier", "persistent"] = "prototypes"
+    representation: Literal["mask", "last", "after_mask"] = "mask"
+    inner_dropout: bool = True
+    loss_weight: float = 1.0
     min_word_count: int = 32
     max_word_frequency: float = 5e-4
     allow_digits: bool = False
@@ -285,6 +294,7 @@ class MetaSection:
             _check(self.pool_tokens > 0, "meta.pool_tokens", "a positive integer", self.pool_tokens)
         if self.head_lr is not None:
             _check(self.head_lr > 0, "meta.head_lr", "a positive number or null", self.head_lr)
+        _check(self.loss_weight >= 0, "meta.loss_weight", "a number >= 0", self.loss_weight)
 
 
 @dataclass

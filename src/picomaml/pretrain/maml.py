@@ -13,13 +13,18 @@ The contract (what the trainer relies on)::
   projection, so DDP needs ``find_unused_parameters=True`` (or the projection tied).
 * Support features are computed once, under ``torch.no_grad()``; the head is adapted
   for ``inner_steps`` plain SGD steps at ``inner_lr`` on *copies* of its parameters,
-  so no support-loss gradient can reach any ``.grad``.
+  so no support-loss gradient can reach any ``.grad`` and the head's own parameters
+  are never modified by an episode (the paper's snapshot/restore of phi).
 * Query features are computed with gradient and pass through the adapted head. The
   returned loss back-propagates into the backbone (ordinary gradient) and into the
-  persistent head body (first-order MAML: the gradient at the adapted weights is
+  persistent head parameters (first-order MAML: the gradient at the adapted weights is
   routed to the pre-episode parameters by an identity backward). Autograd *adds* it
-  to any existing ``.grad``, so accumulation windows keep head gradients. The
-  per-episode output layer receives no outer gradient.
+  to any existing ``.grad``, so accumulation windows keep head gradients.
+* The N-way output layer (``meta.output_init``): ``prototypes`` (default, Proto-MAML:
+  ``W_c = 2 mu_c``, ``b_c = -|mu_c|^2`` from the support set's body outputs), ``zeros``
+  or ``xavier`` build a fresh layer per episode that receives no outer gradient;
+  ``persistent`` (the paper's Algorithm 1 read literally) makes it a parameter of the
+  head, adapted on copies, restored and meta-learned like the body.
 * Distributed: with ``world_size > 1`` each rank processes the contiguous shard
   ``rank`` of the support and query windows (``N*K`` and ``N*Q`` must divide by the
   world size); ``all_gather(t[n_local, d])`` must return the ranks' tensors in rank
@@ -28,18 +33,15 @@ The contract (what the trainer relies on)::
   ``sum(CE over the shard) * world_size / (N*Q)``, so *averaging* gradients across
   ranks (what DDP does; do the same for the head, e.g. ``all_reduce`` mean of the head
   grads, since the head sits outside DDP) equals the single-process gradient.
-* Dropout in the head is active in the inner loop and on the query pass, with masks
-  drawn from ``episode.seed`` for the whole support/query set and then sharded, so
-  the result does not depend on the world size nor on the global torch RNG. Accuracy
-  metrics of the support set are measured without dropout.
+* Dropout in the head (``meta.head_dropout``) is active on the query pass, and in the
+  inner loop only with ``meta.inner_dropout``; masks are drawn from ``episode.seed``
+  for the whole support/query set and then sharded, so the result does not depend on
+  the world size nor on the global torch RNG. Support metrics use no dropout.
 * The head runs in float32 with autocast disabled, whatever the backbone precision.
 
-``metrics`` holds floats: ``support_acc_before``, ``support_acc_after``, ``query_acc``,
-``query_loss`` (mean CE of this rank's query shard), ``head_weight_mean``,
-``head_weight_std`` (pre-episode body parameters) and ``head_grad_norm`` (norm of the
-first-order gradient this episode adds to the head body, before any division by the
-accumulation steps; 0 when called under ``torch.no_grad()`` for evaluation, which is
-allowed: the inner loop enables gradients for itself).
+``metrics`` maps names to detached 0-dim float32 tensors on the head's device (no host
+sync per episode; the trainer reduces them once per logging step). See
+:data:`EPISODE_METRICS` for the names and their meaning.
 """
 
 from __future__ import annotations
@@ -58,13 +60,36 @@ from picomaml.pretrain.smlmt import Episode
 
 AllGather = Callable[[Tensor], Tensor]
 
+EPISODE_METRICS: dict[str, str] = {
+    "support_acc_before": "support accuracy of the initial head; leave-one-out for "
+    "prototypes (each point is scored against prototypes built without it)",
+    "support_acc_after": "support accuracy after the inner loop (training accuracy)",
+    "support_loss_before": "support cross-entropy of the initial head (ln N = chance)",
+    "support_loss_after": "support cross-entropy after the inner loop",
+    "query_acc": "query accuracy of the adapted head (this rank's shard)",
+    "query_loss": "mean query cross-entropy of this rank's shard (ln N = chance)",
+    "chance_acc": "1 / N, the accuracy of guessing",
+    "feature_cosine": "mean pairwise cosine of the support features (1 = collapsed)",
+    "feature_class_share": "share of support-feature variance explained by the class "
+    "(between-class / total sum of squares; (N-1)/(N*K-1) on pure noise)",
+    "head_weight_mean": "mean of the persistent head parameters before the episode",
+    "head_weight_std": "std of the persistent head parameters before the episode",
+    "head_grad_norm": "norm of the first-order gradient the episode adds to the head "
+    "(before division by the accumulation steps; 0 under torch.no_grad())",
+}
+"""Every key of the ``metrics`` dict returned by :func:`episode_loss`."""
+
+OUTPUT_INITS = ("prototypes", "zeros", "xavier", "persistent")
+REPRESENTATIONS = ("mask", "last", "after_mask")
+
 
 class MetaHead(nn.Module):
-    """Persistent MLP body of the SMLMT classifier (meta-learned across episodes).
+    """The SMLMT classifier's persistent parameters (meta-learned across episodes).
 
     ``layers`` blocks of Linear -> ReLU -> Dropout map backbone features (``d_in``) to
-    ``hidden``; the N-way output layer is not part of the module because each episode
-    has its own classes (see :func:`init_output_layer`).
+    ``hidden``. With ``ways`` set (``meta.output_init: persistent``) the N-way output
+    layer is a parameter too (``self.out``); otherwise each episode builds its own
+    (see :func:`init_output_layer`), because each episode has its own classes.
     """
 
     def __init__(
@@ -75,12 +100,14 @@ class MetaHead(nn.Module):
         layers: int = 4,
         dropout: float = 0.1,
         init: str = "xavier",
+        ways: int | None = None,
     ) -> None:
         super().__init__()
         dims = [d_in] + [hidden] * layers
         self.body = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
         self.d_in, self.out_dim, self.dropout = d_in, dims[-1], dropout
-        for lin in self.body:
+        self.out = nn.Linear(self.out_dim, ways) if ways is not None else None
+        for lin in [*self.body, *([self.out] if self.out is not None else [])]:
             if init == "xavier":
                 nn.init.xavier_uniform_(lin.weight)
             elif init == "kaiming":
@@ -102,11 +129,18 @@ class MetaHead(nn.Module):
             layers=meta.head_layers,
             dropout=meta.head_dropout,
             init=meta.head_init,
+            ways=meta.ways if meta.output_init == "persistent" else None,
         )
 
     def body_params(self) -> list[Tensor]:
         """``[W1, b1, W2, b2, ...]``, the order used by :func:`head_forward`."""
         return [p for lin in self.body for p in (lin.weight, lin.bias)]
+
+    def episode_params(self) -> list[Tensor]:
+        """The parameters an episode adapts and meta-learns: the body, plus the output
+        layer when it is persistent."""
+        out = [self.out.weight, self.out.bias] if self.out is not None else []
+        return self.body_params() + out
 
     def forward(self, features: Tensor) -> Tensor:
         """Body output for ``features`` (module-mode dropout); used outside episodes."""
@@ -147,6 +181,13 @@ def dropout_masks(
     return list(scaled.to(device).unbind(0))
 
 
+def class_means(x: Tensor, labels: Tensor, ways: int) -> tuple[Tensor, Tensor]:
+    """Per-class means ``[N, d]`` of ``x`` and the class counts ``[N]``."""
+    onehot = F.one_hot(labels, ways).to(x.dtype)
+    counts = onehot.sum(0)
+    return (onehot.t() @ x) / counts.clamp_min(1).unsqueeze(1), counts
+
+
 def init_output_layer(
     kind: str,
     ways: int,
@@ -163,7 +204,7 @@ def init_output_layer(
     ``W_c = 2 mu_c``, ``b_c = -|mu_c|^2`` with ``mu_c`` the mean body output of class
     ``c`` (no dropout), so the initial logits are negative squared distances up to a
     per-example constant. Every option is a constant start point: no outer gradient
-    flows through it.
+    flows through it (``persistent`` output layers live in :class:`MetaHead` instead).
     """
     if kind == "zeros":
         return torch.zeros(ways, width, device=device), torch.zeros(ways, device=device)
@@ -173,22 +214,74 @@ def init_output_layer(
         weight = (torch.rand((ways, width), generator=gen) * 2 - 1) * bound
         return weight.to(device), torch.zeros(ways, device=device)
     if kind == "prototypes":
-        assert body_out is not None
-        onehot = F.one_hot(labels, ways).to(body_out.dtype)
-        proto = (onehot.t() @ body_out) / onehot.sum(0).clamp_min(1).unsqueeze(1)
+        if body_out is None:
+            raise PicomamlError("init_output_layer: prototypes need the support body outputs")
+        proto, _ = class_means(body_out, labels, ways)
         return 2 * proto, -(proto * proto).sum(1)
-    raise PicomamlError(f"meta.output_init: expected zeros, xavier or prototypes, got {kind!r}")
+    raise PicomamlError(
+        f"meta.output_init: expected one of {', '.join(OUTPUT_INITS)}, got {kind!r}"
+    )
+
+
+def prototype_loo_logits(z: Tensor, labels: Tensor, ways: int) -> Tensor:
+    """Prototype logits ``2 mu.z - |mu|^2`` with each point left out of its own class mean.
+
+    Why: with the point inside its own prototype, nearest-prototype accuracy on the
+    support set is inflated (0.81 on pure noise at 8 ways, 4 shots); leaving it out
+    gives the honest estimate. A class whose only example is the point itself has no
+    prototype left, so its own-class logit is ``-inf``.
+    """
+    mu, counts = class_means(z, labels, ways)
+    logits = 2 * z @ mu.t() - (mu * mu).sum(1)
+    n_own = counts[labels].unsqueeze(1)
+    loo = (mu[labels] * n_own - z) / (n_own - 1).clamp_min(1)
+    own = 2 * (z * loo).sum(1) - (loo * loo).sum(1)
+    own = torch.where(n_own.squeeze(1) > 1, own, torch.full_like(own, -math.inf))
+    return logits.scatter(1, labels.unsqueeze(1), own.unsqueeze(1))
+
+
+def feature_collapse(x: Tensor, labels: Tensor, ways: int) -> tuple[Tensor, Tensor]:
+    """``(mean pairwise cosine, share of variance explained by class)`` of features ``x``.
+
+    Why: when every window's feature points the same way (cosine near 1) no head can
+    separate the classes, and an episode sits at ln N whatever the inner loop does.
+    The class share is between-class / total sum of squares; on pure noise it is
+    ``(N-1)/(n-1)`` for ``n`` points, not 0.
+    """
+    n = x.shape[0]
+    unit = F.normalize(x, dim=1)
+    total = unit.sum(0)
+    cosine = ((total * total).sum() - n) / max(n * (n - 1), 1)
+    centred = x - x.mean(0)
+    mu, counts = class_means(centred, labels, ways)
+    between = (counts * (mu * mu).sum(1)).sum()
+    share = between / (centred * centred).sum().clamp_min(1e-30)
+    return cosine, share
 
 
 def window_features(backbone: nn.Module, ids: Tensor, mask: Tensor, representation: str) -> Tensor:
-    """One feature vector per window: mean final hidden state over its masked positions
-    (``mask``), or the hidden state at the window's last position (``last``)."""
+    """One feature vector per window, read from the final hidden states ``[n, W, d]``.
+
+    ``mask``: mean over the masked positions. ``last``: the window's last position.
+    ``after_mask``: mean over the positions after the first masked one (they see the
+    masked slot and its right context; the mask position itself sees only the left
+    context and a constant input token), or the last position when nothing follows.
+    """
     hidden = backbone.hidden_states(ids)
     if representation == "last":
         return hidden[:, -1]
-    if representation != "mask":
-        raise PicomamlError(f"meta.representation: expected mask or last, got {representation!r}")
-    weights = mask.to(hidden.dtype)
+    if representation == "mask":
+        weights = mask.to(hidden.dtype)
+    elif representation == "after_mask":
+        seen = mask.cumsum(1) > 0
+        after = seen & ~(mask & (mask.cumsum(1) == 1))
+        after[:, -1] |= ~after.any(1)
+        weights = after.to(hidden.dtype)
+    else:
+        raise PicomamlError(
+            f"meta.representation: expected one of {', '.join(REPRESENTATIONS)}, "
+            f"got {representation!r}"
+        )
     weights = weights / weights.sum(1, keepdim=True).clamp_min(1)
     return torch.einsum("nw,nwd->nd", weights, hidden)
 
@@ -232,6 +325,105 @@ def _accuracy(logits: Tensor, labels: Tensor) -> Tensor:
     return (logits.argmax(-1) == labels).float().mean()
 
 
+def adapt_and_query(
+    head: MetaHead,
+    s_feat: Tensor,
+    s_labels: Tensor,
+    q_feat: Tensor,
+    q_labels: Tensor,
+    cfg: MetaSection,
+    *,
+    ways: int,
+    seed: int,
+    q_part: slice | None = None,
+    n_query: int | None = None,
+    world_size: int = 1,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The MAML algorithm on features: inner loop on the support set, loss on the query.
+
+    ``s_feat[n_s, d]``/``s_labels`` are the whole support set; ``q_feat`` and
+    ``q_labels`` this rank's query shard, which is ``q_part`` of ``n_query`` windows
+    (defaults: the whole set). The loss is ``sum(CE) * world_size / n_query``.
+    """
+    params0 = head.episode_params()
+    device = s_feat.device
+    n_s = s_feat.shape[0]
+    n_q = n_query if n_query is not None else q_feat.shape[0]
+    q_part = q_part if q_part is not None else slice(0, n_q)
+    layers, width, p = len(head.body_params()) // 2, head.out_dim, head.dropout
+    persistent = head.out is not None
+    if persistent and head.out.out_features != ways:
+        raise PicomamlError(
+            f"meta.output_init=persistent: the head has {head.out.out_features} outputs, "
+            f"the episode {ways} ways"
+        )
+    with torch.autocast(device_type=device.type, enabled=False):
+        s_feat, q_feat = s_feat.float(), q_feat.float()
+        fast = [w.detach().clone() for w in params0]
+        with torch.no_grad():
+            body0 = body_forward(s_feat, fast[: 2 * layers], None)
+            if not persistent:
+                out = init_output_layer(cfg.output_init, ways, body0, s_labels, width, device, seed)
+                fast += [out[0].detach().clone(), out[1].detach().clone()]
+            logits0 = head_forward(s_feat, fast, None)
+            loss_before = F.cross_entropy(logits0, s_labels)
+            if cfg.output_init == "prototypes":
+                logits0 = prototype_loo_logits(body0, s_labels, ways)
+            acc_before = _accuracy(logits0, s_labels)
+            cosine, share = feature_collapse(s_feat, s_labels, ways)
+        for step in range(cfg.inner_steps):
+            masks = (
+                dropout_masks(seed, step, n_s, width, layers, p, device)
+                if cfg.inner_dropout
+                else None
+            )
+            with torch.enable_grad():
+                fast = [w.detach().requires_grad_(True) for w in fast]
+                logits = head_forward(s_feat, fast, masks)
+                grads = torch.autograd.grad(F.cross_entropy(logits, s_labels), fast)
+            fast = [(w - cfg.inner_lr * g).detach() for w, g in zip(fast, grads, strict=True)]
+        with torch.no_grad():
+            logits_after = head_forward(s_feat, fast, None)
+            acc_after = _accuracy(logits_after, s_labels)
+            loss_after = F.cross_entropy(logits_after, s_labels)
+
+        adapted = [
+            _AtAdaptedWeights.apply(w0, wt)
+            for w0, wt in zip(params0, fast[: len(params0)], strict=True)
+        ]
+        masks = dropout_masks(seed, cfg.inner_steps, n_q, width, layers, p, device)
+        if masks is not None:
+            masks = [m[q_part] for m in masks]
+        logits = head_forward(q_feat, adapted + fast[len(params0) :], masks)
+        ce = F.cross_entropy(logits, q_labels, reduction="sum")
+        loss = ce * (world_size / n_q)
+
+    zero = torch.zeros((), device=device)
+    head_grads = (
+        torch.autograd.grad(loss, adapted, retain_graph=True)
+        if adapted and loss.requires_grad
+        else []
+    )
+    with torch.no_grad():
+        flat = torch.cat([w.reshape(-1) for w in params0]) if params0 else zero.reshape(1)
+        grad_sq = sum((g * g).sum() for g in head_grads) if head_grads else zero
+        metrics = {
+            "support_acc_before": acc_before,
+            "support_acc_after": acc_after,
+            "support_loss_before": loss_before,
+            "support_loss_after": loss_after,
+            "query_acc": _accuracy(logits.detach(), q_labels),
+            "query_loss": ce.detach() / q_feat.shape[0],
+            "chance_acc": torch.full((), 1.0 / ways, device=device),
+            "feature_cosine": cosine,
+            "feature_class_share": share,
+            "head_weight_mean": flat.mean(),
+            "head_weight_std": flat.std() if flat.numel() > 1 else zero,
+            "head_grad_norm": torch.sqrt(grad_sq),
+        }
+    return loss, {k: v.detach().float() for k, v in metrics.items()}
+
+
 def episode_loss(
     backbone: nn.Module,
     head: MetaHead,
@@ -241,18 +433,17 @@ def episode_loss(
     rank: int = 0,
     world_size: int = 1,
     all_gather: AllGather | None = None,
-) -> tuple[Tensor, dict[str, float]]:
+) -> tuple[Tensor, dict[str, Tensor]]:
     """Query loss of one first-order MAML episode; see the module docstring for the contract."""
-    params0 = head.body_params()
-    device = params0[0].device if params0 else next(backbone.parameters()).device
-    ways, n_s, n_q = episode.ways, len(episode.support_labels), len(episode.query_labels)
+    params = head.episode_params()
+    device = params[0].device if params else next(backbone.parameters()).device
+    n_s, n_q = len(episode.support_labels), len(episode.query_labels)
     s_part = _shard(n_s, rank, world_size, "support set")
     q_part = _shard(n_q, rank, world_size, "query set")
 
     def to_dev(a: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(device, non_blocking=True)
 
-    s_labels, q_labels = to_dev(episode.support_labels), to_dev(episode.query_labels)
     with torch.no_grad():
         s_local = window_features(
             backbone,
@@ -267,75 +458,34 @@ def episode_loss(
         to_dev(episode.query_mask[q_part]),
         cfg.representation,
     )
-
-    layers, width, p = len(params0) // 2, head.out_dim, head.dropout
-    with torch.autocast(device_type=device.type, enabled=False):
-        fast = [w.detach().clone() for w in params0]
-        with torch.no_grad():
-            body0 = body_forward(s_feat, fast, None)
-            out = init_output_layer(
-                cfg.output_init, ways, body0, s_labels, width, device, episode.seed
-            )
-            fast += [out[0].detach().clone(), out[1].detach().clone()]
-            acc_before = _accuracy(head_forward(s_feat, fast, None), s_labels)
-        for step in range(cfg.inner_steps):
-            masks = dropout_masks(episode.seed, step, n_s, width, layers, p, device)
-            with torch.enable_grad():
-                fast = [w.detach().requires_grad_(True) for w in fast]
-                logits = head_forward(s_feat, fast, masks)
-                grads = torch.autograd.grad(F.cross_entropy(logits, s_labels), fast)
-            fast = [(w - cfg.inner_lr * g).detach() for w, g in zip(fast, grads, strict=True)]
-        with torch.no_grad():
-            acc_after = _accuracy(head_forward(s_feat, fast, None), s_labels)
-
-        adapted = [
-            _AtAdaptedWeights.apply(w0, wt) for w0, wt in zip(params0, fast[:-2], strict=True)
-        ]
-        masks = dropout_masks(episode.seed, cfg.inner_steps, n_q, width, layers, p, device)
-        if masks is not None:
-            masks = [m[q_part] for m in masks]
-        logits = head_forward(q_feat.float(), adapted + fast[-2:], masks)
-        ce = F.cross_entropy(logits, q_labels[q_part], reduction="sum")
-        loss = ce * (world_size / n_q)
-
-    zero = torch.zeros((), device=device)
-    head_grads = (
-        torch.autograd.grad(loss, adapted, retain_graph=True)
-        if adapted and loss.requires_grad
-        else []
+    return adapt_and_query(
+        head,
+        s_feat,
+        to_dev(episode.support_labels),
+        q_feat,
+        to_dev(episode.query_labels[q_part]),
+        cfg,
+        ways=episode.ways,
+        seed=episode.seed,
+        q_part=q_part,
+        n_query=n_q,
+        world_size=world_size,
     )
-    with torch.no_grad():
-        flat = torch.cat([w.reshape(-1) for w in params0]) if params0 else zero.reshape(1)
-        grad_sq = sum((g * g).sum() for g in head_grads) if head_grads else zero
-        stats = torch.stack(
-            [
-                acc_before,
-                acc_after,
-                _accuracy(logits.detach(), q_labels[q_part]),
-                ce.detach() / (n_q // world_size),
-                flat.mean(),
-                flat.std() if flat.numel() > 1 else zero,
-                torch.sqrt(grad_sq),
-            ]
-        ).tolist()
-    names = (
-        "support_acc_before",
-        "support_acc_after",
-        "query_acc",
-        "query_loss",
-        "head_weight_mean",
-        "head_weight_std",
-        "head_grad_norm",
-    )
-    return loss, {k: float(v) for k, v in zip(names, stats, strict=True)}
 
 
 __all__ = [
+    "EPISODE_METRICS",
+    "OUTPUT_INITS",
+    "REPRESENTATIONS",
     "MetaHead",
+    "adapt_and_query",
     "body_forward",
+    "class_means",
     "dropout_masks",
     "episode_loss",
+    "feature_collapse",
     "head_forward",
     "init_output_layer",
+    "prototype_loo_logits",
     "window_features",
 ]

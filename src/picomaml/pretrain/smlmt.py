@@ -176,18 +176,28 @@ class SMLMTSampler:
         cand = cand[cand != self.mask_id]
         c = counts[cand]
         keep = (c >= min_count) & (c <= max_frequency * flat.shape[0])
-        self.words = cand[keep]
-        self.counts = c[keep]
+        words = cand[keep]
+        # Occurrence index: positions of every eligible word, grouped by word.
+        positions = np.flatnonzero(np.isin(flat, words) & whole)
+        positions = positions[np.argsort(flat[positions], kind="stable")]
+        # A word also needs shots + queries *distinct* windows: occurrences near a row
+        # edge share a clipped window start, so a count alone can promise too many.
+        word_of = np.searchsorted(words, flat[positions])
+        row, col = np.divmod(positions, rows.shape[1])
+        start = np.clip(col - window // 2, 0, rows.shape[1] - window)
+        pairs = np.unique(np.stack([word_of, row * rows.shape[1] + start], 1), axis=0)
+        distinct = np.bincount(pairs[:, 0], minlength=words.shape[0])
+        enough = distinct >= per_word
+        self.words = words[enough]
+        self.counts = c[keep][enough]
         if self.words.shape[0] < ways:
             raise PicomamlError(
                 f"SMLMT: only {self.words.shape[0]} candidate words occur between "
-                f"{min_count} and {max_frequency:g} x {flat.shape[0]} times in the token pool; "
-                f"an episode needs {ways} (use a larger pool, fewer ways or wider bounds)"
+                f"{min_count} and {max_frequency:g} x {flat.shape[0]} times (in at least "
+                f"{per_word} distinct windows) in the token pool; an episode needs {ways} "
+                "(use a larger pool, fewer ways or wider bounds)"
             )
-        # Occurrence index: positions of every eligible word, grouped by word.
-        positions = np.flatnonzero(np.isin(flat, self.words) & whole)
-        order = np.argsort(flat[positions], kind="stable")
-        self._positions = positions[order]
+        self._positions = positions[enough[word_of]]
         self._offsets = np.concatenate([[0], np.cumsum(self.counts)])
 
     def occurrences(self, word_index: int) -> np.ndarray:

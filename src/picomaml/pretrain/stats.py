@@ -9,12 +9,15 @@ a field, ``add`` to it in the loop and name it in :meth:`Window.flush`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from picomaml.pretrain.maml import EPISODE_METRICS
 
 
 @dataclass
@@ -30,25 +33,28 @@ class StepStats:
     bad_meta: float = 0.0
     support_acc_before: float = 0.0
     support_acc_after: float = 0.0
+    support_loss_before: float = 0.0
+    support_loss_after: float = 0.0
     query_acc: float = 0.0
+    chance_acc: float = 0.0
+    feature_cosine: float = 0.0
+    feature_class_share: float = 0.0
     head_weight_mean: float = 0.0
     head_weight_std: float = 0.0
     head_grad_norm: float = 0.0
+    ar_grad_norm: float = 0.0
+    n_ar_grad: float = 0.0
+    meta_grad_norm: float = 0.0
+    n_meta_grad: float = 0.0
     grad_norm: float = 0.0
 
     def __add__(self, other: StepStats) -> StepStats:
         return StepStats(**{n: getattr(self, n) + getattr(other, n) for n in stat_names()})
 
 
-#: Episode metrics returned by ``episode_loss`` and logged as means over meta micro-batches.
-EPISODE_KEYS = (
-    "support_acc_before",
-    "support_acc_after",
-    "query_acc",
-    "head_weight_mean",
-    "head_weight_std",
-    "head_grad_norm",
-)
+#: Episode metrics returned by ``episode_loss`` and logged as means over meta micro-batches
+#: (the query loss is logged as ``meta_loss``).
+EPISODE_KEYS = tuple(k for k in EPISODE_METRICS if k != "query_loss")
 
 
 def stat_names() -> tuple[str, ...]:
@@ -95,6 +101,8 @@ class Window:
             self.last["ar"] = stats.ar_loss / stats.n_ar
         if stats.n_meta:
             self.last["meta"] = stats.meta_loss / stats.n_meta
+            self.last["query_acc"] = stats.query_acc / stats.n_meta
+            self.last["chance"] = stats.chance_acc / stats.n_meta
         self.last["tok_s"] = (tokens - self.tokens0) / max(time.perf_counter() - self.t0, 1e-9)
 
     def postfix(self) -> str:
@@ -102,7 +110,9 @@ class Window:
         if "ar" in self.last:
             parts.append(f"ar {self.last['ar']:.3f}")
         if "meta" in self.last:
-            parts.append(f"meta {self.last['meta']:.3f}")
+            chance = self.last["chance"]
+            parts.append(f"meta {self.last['meta']:.3f} (ln N {-math.log(chance):.3f})")
+            parts.append(f"query acc {self.last['query_acc']:.0%} (chance {chance:.0%})")
         parts.append(f"AR/meta {self.total_ar}/{self.total_meta}")
         return ", ".join(parts)
 
@@ -126,5 +136,8 @@ class Window:
         }
         for key in EPISODE_KEYS:
             record[key] = getattr(s, key) / n_meta if n_meta else None
+        for branch in ("ar", "meta"):
+            n = getattr(s, f"n_{branch}_grad")
+            record[f"{branch}_grad_norm"] = getattr(s, f"{branch}_grad_norm") / n if n else None
         self.sums, self.steps, self.t0, self.tokens0 = None, 0, time.perf_counter(), self.tokens
         return record

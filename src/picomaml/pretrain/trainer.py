@@ -252,11 +252,19 @@ class Trainer:
         """One optimizer step over ``accum`` micro-batches; returns the rank-reduced stats."""
         fabric = self.fabric
         acc = StatsAccumulator(fabric.device)
+        logged = (self.step + 1) % self.cfg.logging.every == 0
         for i, is_meta in enumerate(self._draw_branches()):
             last = i == self.accum - 1
+            # Under DDP the last micro-batch's backward also averages over ranks, so its
+            # gradient is not that micro-batch's own: it is not measured.
+            before = self._grads() if logged and (self.world == 1 or not last) else None
             with fabric.no_backward_sync(self.model, enabled=not last):
                 loss = self._meta_micro_batch(acc) if is_meta else self._ar_micro_batch(acc)
                 fabric.backward(loss / self.accum)
+            if before is not None:
+                branch = "meta" if is_meta else "ar"
+                acc.add(f"{branch}_grad_norm", self._grad_norm_since(before) * self.accum)
+                acc.add(f"n_{branch}_grad", 1)
         if self.head is not None and self.world > 1:
             average_grads(fabric, list(self.head.parameters()))
         # Mean over ranks: branch counts are equal on every rank; loss sums become the
@@ -312,15 +320,31 @@ class Trainer:
             world_size=self.world,
             all_gather=self.fabric.all_gather,
         )
+        # Kept on the device like the AR loss; non-finite values are counted, not summed.
+        value = metrics["query_loss"].to(acc.values.dtype)
+        finite = torch.isfinite(value)
         acc.add("n_meta", 1)
-        if math.isfinite(metrics["query_loss"]):
-            acc.add("meta_loss", metrics["query_loss"])
-        else:
-            acc.add("bad_meta", 1)
+        acc.add("meta_loss", torch.where(finite, value, torch.zeros_like(value)))
+        acc.add("bad_meta", (~finite).to(acc.values.dtype))
         for key in EPISODE_KEYS:
-            acc.add(key, metrics[key])
+            acc.add(key, metrics[key].to(acc.values.dtype))
         self.tokens += episode.n_tokens
-        return loss
+        return loss * self.cfg.meta.loss_weight
+
+    def _grads(self) -> list[Tensor | None]:
+        """Copies of the current gradients (None where there is none yet)."""
+        params = [p for g in self.raw_optimizer.param_groups for p in g["params"]]
+        return [None if p.grad is None else p.grad.detach().clone() for p in params]
+
+    def _grad_norm_since(self, before: list[Tensor | None]) -> Tensor:
+        """L2 norm of what the gradients gained since ``before`` (one micro-batch's share)."""
+        params = [p for g in self.raw_optimizer.param_groups for p in g["params"]]
+        total = torch.zeros((), dtype=torch.float64, device=self.fabric.device)
+        for p, old in zip(params, before, strict=True):
+            if p.grad is not None:
+                delta = p.grad.detach() if old is None else p.grad.detach() - old
+                total += delta.double().square().sum()
+        return total.sqrt()
 
     def _stop_if_nonfinite(self, stats: StepStats) -> None:
         bad = [name for name in ("ar", "meta") if getattr(stats, f"bad_{name}") > 0]

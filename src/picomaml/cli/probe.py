@@ -1,0 +1,186 @@
+"""CLI: ``picomaml probe BACKBONE`` — few-shot SMLMT probe of one or every checkpoint.
+
+The output JSON (``RUN_DIR/probe.json`` for a pretraining run dir, or ``--out``) holds
+the settings, the chance level and one entry per scored checkpoint; the report's probe
+analysis reads it. Scoring the same checkpoint again replaces its entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from picomaml.errors import PicomamlError
+
+
+def _checkpoint_folders(run_dir: Path) -> list[Path]:
+    folders = []
+    root = run_dir / "checkpoints"
+    for child in root.iterdir() if root.is_dir() else []:
+        if child.name.startswith("step_") and child.name[5:].isdigit():
+            if (child / "model.safetensors").is_file():
+                folders.append(child)
+    return sorted(folders, key=lambda p: int(p.name[5:]))
+
+
+def _load_existing(path: Path, header: dict[str, Any]) -> dict[str, Any]:
+    """An earlier probe file with the same settings keeps its other checkpoints' entries."""
+    if not path.is_file():
+        return header
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise PicomamlError(f"{path}: not valid JSON ({exc}); delete it or pass --out") from exc
+    same = all(old.get(k) == header[k] for k in ("kind", "version", "settings", "corpus"))
+    return {**header, "checkpoints": old.get("checkpoints", [])} if same else header
+
+
+def _write_json(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from picomaml.data.corpus import load_rows
+    from picomaml.data.paths import resolve_data_dir
+    from picomaml.data.tokenizer import MASK_ID, load_tokenizer
+    from picomaml.model import load_pico
+    from picomaml.ner.features import resolve_backbone
+    from picomaml.pretrain.config import resolve_data_path
+    from picomaml.pretrain.probe import (
+        DEFAULT_CORPUS,
+        ProbeEpisodes,
+        ProbeSettings,
+        default_probe_path,
+        probe_backbone,
+        probe_record,
+        with_overrides,
+    )
+    from picomaml.seeding import seed_everything
+
+    settings = with_overrides(
+        ProbeSettings(),
+        ways=args.ways,
+        shots=args.shots,
+        queries=args.queries,
+        episodes=args.episodes,
+        window=args.window,
+        seed=args.seed,
+        representation=args.representation,
+        output_init=args.output_init,
+        inner_steps=args.inner_steps,
+        inner_lr=args.inner_lr,
+    )
+    settings.meta()  # validates the values with the config's messages
+    resolved = resolve_backbone(args.backbone)
+    if args.all_checkpoints:
+        if resolved.run_dir is None:
+            raise PicomamlError(
+                f"--all-checkpoints needs a pretraining run dir (with checkpoints/), got "
+                f"{args.backbone}"
+            )
+        folders = _checkpoint_folders(resolved.run_dir)
+    else:
+        folders = [resolved.folder]
+    out = Path(args.out) if args.out else None
+    if out is None and resolved.run_dir is not None:
+        out = default_probe_path(resolved.run_dir)
+
+    root = resolve_data_dir(args.data_dir)
+    tokenizer = load_tokenizer(root)
+    corpus = resolve_data_path(args.corpus or DEFAULT_CORPUS, root, "--corpus")
+    rows = load_rows(corpus, max(settings.row_tokens, settings.window), "auto", tokenizer)
+    episodes = ProbeEpisodes.from_tokenizer(np.asarray(rows.rows), tokenizer, MASK_ID, settings)
+    corpus_name = args.corpus or DEFAULT_CORPUS
+    record = probe_record(settings, corpus_name, episodes.n_words)
+    if out is not None:
+        record = _load_existing(out, record)
+
+    for folder in folders:
+        seed_everything(settings.seed)
+        backbone = load_pico(folder)
+        step = int(folder.name[5:]) if folder.name.startswith("step_") else None
+        with tqdm(
+            total=settings.episodes, desc=f"probe {folder.name}", unit="ep", leave=False
+        ) as bar:
+            result = probe_backbone(backbone, episodes, progress=bar)
+        entry = {
+            "step": step,
+            "backbone": str(folder),
+            "variant": resolved.variant,
+            **result,
+        }
+        record["checkpoints"] = [
+            e for e in record["checkpoints"] if e.get("backbone") != str(folder)
+        ] + [entry]
+        record["checkpoints"].sort(key=lambda e: (e["step"] is None, e["step"] or 0))
+        p, a = result["prototype"], result["adapted"]
+        print(
+            f"probe {folder}: prototype {100 * p['mean']:.1f}% "
+            f"[{100 * p['ci95'][0]:.1f}, {100 * p['ci95'][1]:.1f}], adapted "
+            f"{100 * a['mean']:.1f}% [{100 * a['ci95'][0]:.1f}, {100 * a['ci95'][1]:.1f}] "
+            f"(chance {100 * record['chance']:.1f}%, {settings.episodes} episodes)"
+        )
+        if out is not None:
+            _write_json(out, record)
+    if out is not None:
+        print(f"wrote {out}")
+    else:
+        print("not written: the backbone is not in a run dir; pass --out", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``probe``."""
+    p = sub.add_parser(
+        "probe",
+        help="few-shot SMLMT probe of a backbone (prototype and adapted-head accuracy)",
+        description=(
+            "Score held-out N-way K-shot SMLMT episodes (drawn from a held-out corpus file, "
+            "the same episodes for every backbone): nearest-prototype accuracy with no "
+            "training, and accuracy after the paper's inner loop with a fixed fresh head. "
+            "Each figure with a 95%% interval over episodes and the chance level."
+        ),
+    )
+    p.add_argument("backbone", help="Pico folder, pretraining run dir or checkpoints/step_N")
+    p.add_argument("--ways", type=int, default=None, help="classes per episode (default 32)")
+    p.add_argument("--shots", type=int, default=None, help="support windows per class (4)")
+    p.add_argument("--queries", type=int, default=None, help="query windows per class (4)")
+    p.add_argument("--episodes", type=int, default=None, help="episodes (default 200)")
+    p.add_argument("--window", type=int, default=None, help="tokens per window (128)")
+    p.add_argument("--seed", type=int, default=None, help="episode seed (0)")
+    p.add_argument(
+        "--split",
+        choices=["valid"],
+        default="valid",
+        help="held-out split the episodes come from (only valid: never training rows)",
+    )
+    p.add_argument(
+        "--corpus",
+        default=None,
+        help="held-out corpus file (default: the data root's corpus/english-mini/valid.jsonl.gz)",
+    )
+    p.add_argument(
+        "--representation", choices=["mask", "last", "after_mask"], default=None, help="feature"
+    )
+    p.add_argument(
+        "--output-init",
+        choices=["prototypes", "zeros", "xavier", "persistent"],
+        default=None,
+        help="output layer of the fresh head (default prototypes)",
+    )
+    p.add_argument("--inner-steps", type=int, default=None, help="inner SGD steps (10)")
+    p.add_argument("--inner-lr", type=float, default=None, help="inner learning rate (1e-3)")
+    p.add_argument(
+        "--all-checkpoints", action="store_true", help="score every checkpoint of the run dir"
+    )
+    p.add_argument("--out", default=None, help="JSON file (default RUN_DIR/probe.json)")
+    p.set_defaults(func=_probe)

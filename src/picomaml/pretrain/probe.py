@@ -1,0 +1,231 @@
+"""The few-shot probe: does a backbone adapt quickly to new SMLMT tasks?
+
+This is the direct measure of what meta-pretraining claims to buy. Held-out episodes
+are drawn from a held-out corpus file (the valid split, never training rows) with a
+fixed seed, so every backbone is scored on exactly the same episodes, and two figures
+are reported per backbone:
+
+* ``prototype``: nearest-prototype accuracy on the backbone's own window features, no
+  training at all (query windows are assigned to the closest support class mean);
+* ``adapted``: query accuracy after the paper's inner loop (``inner_steps`` SGD steps at
+  ``inner_lr``) with a freshly initialised head. The head is built from a fixed seed,
+  so every backbone of the same width gets the same head; dropout is off, so the
+  figure is deterministic.
+
+Each comes with a 95% interval over episodes (normal approximation) and the chance
+level 1/N. Per-episode accuracies are kept so that two backbones can be compared
+episode by episode (:func:`paired_difference`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from picomaml.errors import PicomamlError
+from picomaml.pretrain.config import MetaSection
+from picomaml.pretrain.maml import (
+    MetaHead,
+    adapt_and_query,
+    class_means,
+    window_features,
+)
+from picomaml.pretrain.smlmt import Episode, SMLMTSampler, decode_vocab
+from picomaml.pretrain.steps import build_sampler
+
+PROBE_FILE = "probe.json"
+PROBE_VERSION = 1
+DEFAULT_CORPUS = "corpus/english-mini/valid.jsonl.gz"
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Everything that defines the probe's episodes and its head (recorded in the JSON)."""
+
+    ways: int = 32
+    shots: int = 4
+    queries: int = 4
+    episodes: int = 200
+    window: int = 128
+    row_tokens: int = 1024
+    seed: int = 0
+    representation: str = "mask"
+    inner_steps: int = 10
+    inner_lr: float = 1e-3
+    output_init: str = "prototypes"
+    head_layers: int = 4
+    head_hidden: int = 128
+    head_seed: int = 1234
+    min_word_count: int = 8
+    max_word_frequency: float = 5e-3
+
+    def meta(self) -> MetaSection:
+        """The ``meta`` section the inner loop runs with (dropout off: a deterministic probe)."""
+        return MetaSection(
+            enabled=True,
+            ways=self.ways,
+            shots=self.shots,
+            queries=self.queries,
+            window=self.window,
+            inner_steps=self.inner_steps,
+            inner_lr=self.inner_lr,
+            head_layers=self.head_layers,
+            head_hidden=self.head_hidden,
+            head_dropout=0.0,
+            output_init=self.output_init,  # type: ignore[arg-type]
+            representation=self.representation,  # type: ignore[arg-type]
+            min_word_count=max(self.min_word_count, self.shots + self.queries),
+            max_word_frequency=self.max_word_frequency,
+            pool_tokens=None,
+        )
+
+
+def nearest_prototype_accuracy(
+    s_feat: Tensor, s_labels: Tensor, q_feat: Tensor, q_labels: Tensor, ways: int
+) -> float:
+    """Share of query points whose nearest support class mean (Euclidean) is their class."""
+    proto, _ = class_means(s_feat.float(), s_labels, ways)
+    pred = torch.cdist(q_feat.float(), proto).argmin(1)
+    return float((pred == q_labels).float().mean())
+
+
+def fresh_head(d_in: int, settings: ProbeSettings) -> MetaHead:
+    """The probe's head: the same weights for every backbone of width ``d_in``."""
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(settings.head_seed)
+        head = MetaHead.from_config(d_in, settings.meta())
+    finally:
+        torch.random.set_rng_state(state)
+    return head
+
+
+def score_episode(
+    backbone: nn.Module, head: MetaHead, episode: Episode, settings: ProbeSettings
+) -> tuple[float, float]:
+    """``(prototype accuracy, adapted accuracy)`` of one episode; no parameter changes."""
+    device = next(backbone.parameters()).device
+    meta = settings.meta()
+
+    def t(a: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(device)
+
+    with torch.no_grad():
+        ids = t(np.concatenate([episode.support_ids, episode.query_ids]))
+        mask = t(np.concatenate([episode.support_mask, episode.query_mask]))
+        feats = window_features(backbone, ids, mask, settings.representation).float()
+        n_s = episode.support_ids.shape[0]
+        s_feat, q_feat = feats[:n_s], feats[n_s:]
+        s_lab, q_lab = t(episode.support_labels), t(episode.query_labels)
+        proto = nearest_prototype_accuracy(s_feat, s_lab, q_feat, q_lab, episode.ways)
+        _, metrics = adapt_and_query(
+            head, s_feat, s_lab, q_feat, q_lab, meta, ways=episode.ways, seed=episode.seed
+        )
+    return proto, float(metrics["query_acc"])
+
+
+def interval(values: list[float] | np.ndarray) -> dict[str, Any]:
+    """Mean and 95% interval (normal approximation over episodes) of per-episode values."""
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean())
+    half = 1.96 * float(x.std(ddof=1)) / math.sqrt(len(x)) if len(x) > 1 else float("nan")
+    return {"mean": mean, "ci95": [mean - half, mean + half], "n": int(len(x))}
+
+
+def paired_difference(a: list[float], b: list[float]) -> dict[str, Any]:
+    """``a - b`` episode by episode (same episodes), with its 95% interval."""
+    if len(a) != len(b):
+        raise PicomamlError(f"paired difference: {len(a)} vs {len(b)} episodes")
+    return interval(np.asarray(a) - np.asarray(b))
+
+
+class ProbeEpisodes:
+    """The fixed list of held-out episodes (built once, scored for every backbone)."""
+
+    def __init__(self, rows: np.ndarray, decoded_vocab: list[str], mask_id: int, s: ProbeSettings):
+        self.settings = s
+        try:
+            sampler: SMLMTSampler = build_sampler(s.meta(), rows, decoded_vocab, mask_id)
+        except PicomamlError as exc:
+            raise PicomamlError(f"probe: {exc}") from exc
+        rng = np.random.default_rng([s.seed, 0x9B0BE])
+        self.episodes = [sampler.sample(rng) for _ in range(s.episodes)]
+        self.n_words = int(sampler.words.shape[0])
+
+    @classmethod
+    def from_tokenizer(cls, rows: np.ndarray, tokenizer: Any, mask_id: int, s: ProbeSettings):
+        """Episodes over ``rows`` with candidate words taken from ``tokenizer``'s vocabulary."""
+        return cls(rows, decode_vocab(tokenizer), mask_id, s)
+
+
+def probe_backbone(
+    backbone: nn.Module, episodes: ProbeEpisodes, *, progress: Any = None
+) -> dict[str, Any]:
+    """Score ``backbone`` on every episode; per-episode accuracies and their intervals."""
+    s = episodes.settings
+    d_model = backbone.hidden_states(
+        torch.zeros(1, 2, dtype=torch.long, device=next(backbone.parameters()).device)
+    ).shape[-1]
+    head = fresh_head(d_model, s).to(next(backbone.parameters()).device)
+    was_training = backbone.training
+    backbone.eval()
+    proto, adapted = [], []
+    try:
+        for episode in episodes.episodes:
+            p, a = score_episode(backbone, head, episode, s)
+            proto.append(p)
+            adapted.append(a)
+            if progress is not None:
+                progress.update(1)
+    finally:
+        backbone.train(was_training)
+    return {
+        "prototype": {**interval(proto), "per_episode": proto},
+        "adapted": {**interval(adapted), "per_episode": adapted},
+    }
+
+
+def probe_record(settings: ProbeSettings, corpus: str, n_words: int) -> dict[str, Any]:
+    """The header of a probe JSON file (what the entries in ``checkpoints`` were scored on)."""
+    return {
+        "kind": "probe",
+        "version": PROBE_VERSION,
+        "settings": asdict(settings),
+        "corpus": corpus,
+        "eligible_words": n_words,
+        "chance": 1.0 / settings.ways,
+        "checkpoints": [],
+    }
+
+
+def with_overrides(settings: ProbeSettings, **kw: Any) -> ProbeSettings:
+    """``settings`` with the non-``None`` keyword values replaced."""
+    return replace(settings, **{k: v for k, v in kw.items() if v is not None})
+
+
+def default_probe_path(run_dir: Path) -> Path:
+    """Where ``picomaml probe`` writes for a pretraining run dir."""
+    return run_dir / PROBE_FILE
+
+
+__all__ = [
+    "DEFAULT_CORPUS",
+    "PROBE_FILE",
+    "ProbeEpisodes",
+    "ProbeSettings",
+    "default_probe_path",
+    "fresh_head",
+    "interval",
+    "nearest_prototype_accuracy",
+    "paired_difference",
+    "probe_backbone",
+    "probe_record",
+    "score_episode",
+    "with_overrides",
+]
