@@ -17,6 +17,7 @@ from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.maml import (
     EPISODE_METRICS,
     MetaHead,
+    adapt_and_query,
     body_forward,
     dropout_masks,
     episode_loss,
@@ -49,7 +50,10 @@ def _episode(seed: int = 0, ways: int = 4, shots: int = 2, queries: int = 2) -> 
 
 
 def _cfg(**kw) -> MetaSection:
-    base = dict(ways=4, shots=2, queries=2, window=8, inner_steps=3, inner_lr=0.5, min_word_count=4)
+    base = dict(
+        ways=4, shots=2, queries=2, window=8, inner_steps=3, inner_lr=0.5, min_word_count=4,
+        inner_dropout=True, query_dropout=True,
+    )  # fmt: skip
     base.update(kw)
     return MetaSection(**base)
 
@@ -93,7 +97,7 @@ def _reference(backbone: nn.Module, head: MetaHead, ep: Episode, cfg: MetaSectio
 
 
 def test_gradients_equal_hand_computed_first_order_update() -> None:
-    ep, cfg = _episode(), _cfg(output_init="zeros")
+    ep, cfg = _episode(), _cfg(output_init="zeros", center_features=False)
     backbone, head = _backbone(), _head()
     ref_backbone, ref_head = copy.deepcopy(backbone), copy.deepcopy(head)
     before = [w.detach().clone() for w in head.parameters()]
@@ -302,7 +306,7 @@ def test_support_acc_before_is_leave_one_out_for_prototypes() -> None:
     with torch.no_grad():
         s = window_features(backbone, _t(ep.support_ids), _t(ep.support_mask), "mask")
         body = body_forward(s, head.body_params(), None)
-    want = (prototype_loo_logits(body, _t(ep.support_labels), 4).argmax(1) == _t(ep.support_labels))
+    want = prototype_loo_logits(body, _t(ep.support_labels), 4).argmax(1) == _t(ep.support_labels)
     assert float(metrics["support_acc_before"]) == pytest.approx(float(want.float().mean()))
     assert float(metrics["chance_acc"]) == pytest.approx(0.25)
     assert set(metrics) == set(EPISODE_METRICS)
@@ -355,3 +359,27 @@ def test_persistent_output_layer_is_restored_and_meta_learned() -> None:
     assert not torch.equal(head.out.weight, before[-2])  # the output layer is meta-learned
     # The per-episode inits give the output layer no parameter at all.
     assert MetaHead.from_config(D, _cfg()).out is None
+
+
+def test_centering_ignores_a_direction_shared_by_every_window() -> None:
+    """A constant added to every feature (a collapsed backbone's shared direction) changes
+    neither the loss nor the head's gradient when features are centred."""
+    torch.manual_seed(0)
+    s, q = torch.randn(8, D), torch.randn(8, D)
+    s_lab, q_lab = torch.arange(4).repeat(2), torch.arange(4).repeat(2)
+    shift = 50 * torch.randn(D)
+    results = []
+    for offset in (torch.zeros(D), shift):
+        head = _head()
+        loss, _ = adapt_and_query(
+            head, s + offset, s_lab, q + offset, q_lab, _cfg(), ways=4, seed=3
+        )
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in head.parameters()]))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-4)
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
+    raw, _ = adapt_and_query(
+        _head(), s + shift, s_lab, q + shift, q_lab, _cfg(center_features=False), ways=4, seed=3
+    )
+    assert abs(float(raw.detach()) - float(results[0][0])) > 0.1

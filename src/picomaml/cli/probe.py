@@ -8,7 +8,6 @@ analysis reads it. Scoring the same checkpoint again replaces its entry.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,44 +15,28 @@ from typing import Any
 from picomaml.errors import PicomamlError
 
 
-def _checkpoint_folders(run_dir: Path) -> list[Path]:
-    folders = []
-    root = run_dir / "checkpoints"
-    for child in root.iterdir() if root.is_dir() else []:
-        if child.name.startswith("step_") and child.name[5:].isdigit():
-            if (child / "model.safetensors").is_file():
-                folders.append(child)
-    return sorted(folders, key=lambda p: int(p.name[5:]))
-
-
 def _load_existing(path: Path, header: dict[str, Any]) -> dict[str, Any]:
     """An earlier probe file with the same settings keeps its other checkpoints' entries."""
+    from picomaml.fileio import read_json
+
     if not path.is_file():
         return header
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise PicomamlError(f"{path}: not valid JSON ({exc}); delete it or pass --out") from exc
+    old = read_json(path)
     same = all(old.get(k) == header[k] for k in ("kind", "version", "settings", "corpus"))
     return {**header, "checkpoints": old.get("checkpoints", [])} if same else header
-
-
-def _write_json(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 def _probe(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm.auto import tqdm
 
+    from picomaml.cli.common import data_root
     from picomaml.data.corpus import load_rows
-    from picomaml.data.paths import resolve_data_dir
     from picomaml.data.tokenizer import MASK_ID, load_tokenizer
+    from picomaml.fileio import write_json
+    from picomaml.layout import CHECKPOINTS, PICO_WEIGHTS, parse_step, step_dirs
     from picomaml.model import load_pico
-    from picomaml.ner.features import resolve_backbone
+    from picomaml.ner.backbone import resolve_backbone
     from picomaml.pretrain.config import resolve_data_path
     from picomaml.pretrain.probe import (
         DEFAULT_CORPUS,
@@ -87,14 +70,14 @@ def _probe(args: argparse.Namespace) -> int:
                 f"--all-checkpoints needs a pretraining run dir (with checkpoints/), got "
                 f"{args.backbone}"
             )
-        folders = _checkpoint_folders(resolved.run_dir)
+        folders = [f for _, f in step_dirs(resolved.run_dir / CHECKPOINTS, PICO_WEIGHTS)]
     else:
         folders = [resolved.folder]
     out = Path(args.out) if args.out else None
     if out is None and resolved.run_dir is not None:
         out = default_probe_path(resolved.run_dir)
 
-    root = resolve_data_dir(args.data_dir)
+    root = data_root(args)
     tokenizer = load_tokenizer(root)
     corpus = resolve_data_path(args.corpus or DEFAULT_CORPUS, root, "--corpus")
     rows = load_rows(corpus, max(settings.row_tokens, settings.window), "auto", tokenizer)
@@ -107,7 +90,7 @@ def _probe(args: argparse.Namespace) -> int:
     for folder in folders:
         seed_everything(settings.seed)
         backbone = load_pico(folder)
-        step = int(folder.name[5:]) if folder.name.startswith("step_") else None
+        step = parse_step(folder.name)
         with tqdm(
             total=settings.episodes, desc=f"probe {folder.name}", unit="ep", leave=False
         ) as bar:
@@ -130,7 +113,7 @@ def _probe(args: argparse.Namespace) -> int:
             f"(chance {100 * record['chance']:.1f}%, {settings.episodes} episodes)"
         )
         if out is not None:
-            _write_json(out, record)
+            write_json(out, record)
     if out is not None:
         print(f"wrote {out}")
     else:

@@ -229,8 +229,10 @@ class MetaSection:
     ``xavier`` (fresh per episode), or ``persistent`` (a meta-learned parameter of the
     head, the paper's Algorithm 1 read literally). ``representation`` is where a window's
     feature is read (see :func:`picomaml.pretrain.maml.window_features`);
-    ``inner_dropout`` applies ``head_dropout`` in the inner loop too (the query pass always
-    uses it); ``loss_weight`` scales the meta loss in the outer update. Candidate words are
+    ``inner_dropout`` and ``query_dropout`` apply ``head_dropout`` in the inner loop and on
+    the query pass (off by default: measured to slow meta-learning); ``center_features``
+    subtracts the support set's mean feature first; ``loss_weight`` scales the meta loss
+    in the outer update. Candidate words are
     word-initial vocabulary tokens whose count in the SMLMT token pool lies in
     ``[min_word_count, max_word_frequency * pool_tokens]``; with ``whole_words`` an
     occurrence that is only the start of a longer word (``' John'`` + ``'son'``) is
@@ -252,7 +254,9 @@ class MetaSection:
     head_init: Literal["xavier", "kaiming", "normal"] = "xavier"
     output_init: Literal["prototypes", "zeros", "xavier", "persistent"] = "prototypes"
     representation: Literal["mask", "last", "after_mask"] = "mask"
-    inner_dropout: bool = True
+    inner_dropout: bool = False
+    query_dropout: bool = False
+    center_features: bool = True
     loss_weight: float = 1.0
     min_word_count: int = 32
     max_word_frequency: float = 5e-4

@@ -33,8 +33,13 @@ The contract (what the trainer relies on)::
   ``sum(CE over the shard) * world_size / (N*Q)``, so *averaging* gradients across
   ranks (what DDP does; do the same for the head, e.g. ``all_reduce`` mean of the head
   grads, since the head sits outside DDP) equals the single-process gradient.
-* Dropout in the head (``meta.head_dropout``) is active on the query pass, and in the
-  inner loop only with ``meta.inner_dropout``; masks are drawn from ``episode.seed``
+* With ``meta.center_features`` the support set's mean feature is subtracted from every
+  support and query feature before the head: a direction shared by all windows (what a
+  collapsed backbone produces) carries no class information but inflates the prototype
+  logits quadratically, which made meta-training diverge in docs/pretraining.md's tests.
+* Dropout in the head (``meta.head_dropout``) is active in the inner loop with
+  ``meta.inner_dropout`` and on the query pass with ``meta.query_dropout``; masks are
+  drawn from ``episode.seed``
   for the whole support/query set and then sharded, so the result does not depend on
   the world size nor on the global torch RNG. Support metrics use no dropout.
 * The head runs in float32 with autocast disabled, whatever the backbone precision.
@@ -338,19 +343,23 @@ def adapt_and_query(
     q_part: slice | None = None,
     n_query: int | None = None,
     world_size: int = 1,
+    train: bool = True,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The MAML algorithm on features: inner loop on the support set, loss on the query.
 
     ``s_feat[n_s, d]``/``s_labels`` are the whole support set; ``q_feat`` and
     ``q_labels`` this rank's query shard, which is ``q_part`` of ``n_query`` windows
     (defaults: the whole set). The loss is ``sum(CE) * world_size / n_query``.
+    ``train=False`` turns all dropout off (held-out evaluation, the probe).
     """
     params0 = head.episode_params()
     device = s_feat.device
     n_s = s_feat.shape[0]
     n_q = n_query if n_query is not None else q_feat.shape[0]
     q_part = q_part if q_part is not None else slice(0, n_q)
-    layers, width, p = len(head.body_params()) // 2, head.out_dim, head.dropout
+    layers, width = len(head.body_params()) // 2, head.out_dim
+    p_inner = head.dropout if train and cfg.inner_dropout else 0.0
+    p_query = head.dropout if train and cfg.query_dropout else 0.0
     persistent = head.out is not None
     if persistent and head.out.out_features != ways:
         raise PicomamlError(
@@ -359,6 +368,9 @@ def adapt_and_query(
         )
     with torch.autocast(device_type=device.type, enabled=False):
         s_feat, q_feat = s_feat.float(), q_feat.float()
+        if cfg.center_features:
+            centre = s_feat.mean(0)
+            s_feat, q_feat = s_feat - centre, q_feat - centre
         fast = [w.detach().clone() for w in params0]
         with torch.no_grad():
             body0 = body_forward(s_feat, fast[: 2 * layers], None)
@@ -372,11 +384,7 @@ def adapt_and_query(
             acc_before = _accuracy(logits0, s_labels)
             cosine, share = feature_collapse(s_feat, s_labels, ways)
         for step in range(cfg.inner_steps):
-            masks = (
-                dropout_masks(seed, step, n_s, width, layers, p, device)
-                if cfg.inner_dropout
-                else None
-            )
+            masks = dropout_masks(seed, step, n_s, width, layers, p_inner, device)
             with torch.enable_grad():
                 fast = [w.detach().requires_grad_(True) for w in fast]
                 logits = head_forward(s_feat, fast, masks)
@@ -391,7 +399,7 @@ def adapt_and_query(
             _AtAdaptedWeights.apply(w0, wt)
             for w0, wt in zip(params0, fast[: len(params0)], strict=True)
         ]
-        masks = dropout_masks(seed, cfg.inner_steps, n_q, width, layers, p, device)
+        masks = dropout_masks(seed, cfg.inner_steps, n_q, width, layers, p_query, device)
         if masks is not None:
             masks = [m[q_part] for m in masks]
         logits = head_forward(q_feat, adapted + fast[len(params0) :], masks)

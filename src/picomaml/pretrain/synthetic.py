@@ -14,7 +14,8 @@ early backbone). Training episodes draw their words from the first ``train_fract
 of the vocabulary and held-out episodes from the rest, so the held-out query loss
 measures adaptation to new classes, which is what the meta-learner is for. Only the
 head is trained (AdamW on its persistent parameters, the query loss of one episode per
-outer step), the paper's inner loop unchanged.
+outer step, gradient-norm clipping as in pretraining), the paper's inner loop unchanged.
+Held-out episodes are scored without dropout.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class SyntheticTask:
     eval_episodes: int = 64
     eval_every: int = 50
     lr: float = 1e-3
+    grad_clip: float | None = 1.0
     seed: int = 0
 
 
@@ -83,7 +85,9 @@ def _evaluate(
     sums = dict.fromkeys(keys, 0.0)
     with torch.no_grad():
         for i, (s, s_lab, q, q_lab) in enumerate(episodes):
-            _, m = adapt_and_query(head, s, s_lab, q, q_lab, meta, ways=meta.ways, seed=10**6 + i)
+            _, m = adapt_and_query(
+                head, s, s_lab, q, q_lab, meta, ways=meta.ways, seed=10**6 + i, train=False
+            )
             for k in keys:
                 sums[k] += float(m[k])
     return {k: v / len(episodes) for k, v in sums.items()}
@@ -118,6 +122,8 @@ def run_synthetic(meta: MetaSection, task: SyntheticTask) -> dict[str, Any]:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         feature_grad += float(q.grad.norm()) if q.grad is not None else 0.0
+        if task.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(head.parameters(), task.grad_clip)
         optimizer.step()
         if step % task.eval_every == 0 or step == task.episodes:
             curve.append({"episode": step, **_evaluate(head, feats, meta, held_out)})
@@ -135,6 +141,7 @@ def run_synthetic(meta: MetaSection, task: SyntheticTask) -> dict[str, Any]:
                 "head_hidden",
                 "head_dropout",
                 "inner_dropout",
+                "query_dropout",
                 "output_init",
             )
         },
