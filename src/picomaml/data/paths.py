@@ -50,18 +50,21 @@ def default_fetch_dir(explicit: str | Path | None = None) -> Path:
     return Path("data")
 
 
-def missing_data_message(what: str, root: Path | None) -> str:
-    """One line: what is missing, the command that fetches it, the layout to copy in by hand."""
+def missing_data_message(what: str, root: Path | None, fetch_args: str = "") -> str:
+    """One line: what is missing, the command that fetches it, the layout to copy in by hand.
+
+    ``fetch_args`` narrows the command, e.g. ``" --datasets sk_snk"``.
+    """
     if root is None:
         tried = ", ".join(str(p) for _, p in candidate_data_dirs())
-        where = f"no data root found (tried {tried})"
+        where = f"no data root; tried {tried}"
         dest = default_fetch_dir()
     else:
         where, dest = f"data root {root}", root
     return (
-        f"{what} missing ({where}). Fetch the data with `{FETCH_COMMAND} --dest {dest}` "
-        f"(needs internet), or copy a data root laid out as {dest}/{UNER_LAYOUT} and "
-        f"{dest}/{CORPUS_LAYOUT} by hand (or pass --data-dir DIR / set ${ENV_VAR}=DIR)"
+        f"{what} not found ({where}). Fetch with `{FETCH_COMMAND} --dest {dest}{fetch_args}` "
+        f"(needs internet), or copy the files in by hand as {dest}/{UNER_LAYOUT} and "
+        f"{dest}/{CORPUS_LAYOUT} (or pass --data-dir DIR / set ${ENV_VAR}=DIR)"
     )
 
 
