@@ -52,7 +52,7 @@ status=0
     >"$work/test.log" 2>&1 || status=$?
 echo "proof: make test took $((SECONDS - start)) s, exit status $status"
 grep -E "^(SKIPPED|FAILED|ERROR) " "$work/test.log" | cut -c1-240 || true
-tail -1 "$work/test.log"
+grep -E "[0-9]+ (passed|failed|error)" "$work/test.log" | tail -1 || tail -3 "$work/test.log"
 if [[ $status -eq 0 ]]; then
     echo "PROOF PASSED"
 else
