@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import FIXTURE_DATA, real_data_root
+from tests.fixtures import FIXTURE_DATA, real_data_root
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

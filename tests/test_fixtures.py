@@ -12,12 +12,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from fixtures import make_fixtures, real_data_root
 from picomaml.cli.main import main
 from picomaml.data.corpus import load_rows
 from picomaml.data.labels import extract_spans
 from picomaml.data.registry import ALL, DATASETS, dataset_splits, load_split
 from picomaml.data.uner import read_iob2
+from tests.fixtures import make_fixtures, real_data_root
 
 
 def test_committed_files_are_what_the_generator_writes(fixture_data_root: Path) -> None:

@@ -121,7 +121,7 @@ def _corpus(args: argparse.Namespace) -> int:
     if not (path.is_absolute() or args.path.startswith(("./", "../"))):
         path = data_root(args) / path
     is_parquet = args.kind == "parquet" or (args.kind == "auto" and path.suffix == ".parquet")
-    tokenizer = None if is_parquet else load_tokenizer(data_root(args))
+    tokenizer = None if is_parquet else load_tokenizer(data_root(args, required=False))
     rows = load_rows(path, args.seq_len, args.kind, tokenizer, args.text_field, args.cache_dir)
     info = {
         "path": str(path),
