@@ -1,4 +1,15 @@
-"""Shared fixtures: the real offline data, found the same way the CLI finds it."""
+"""Shared fixtures: the committed fixture data root, and the real data when it is there.
+
+Two data roots exist for tests:
+
+* ``fixture_data_root``: ``tests/fixtures/data``, small committed files in the real layout
+  (see ``tests/fixtures/make_fixtures.py``); always present, read-only by convention (copy it
+  into ``tmp_path`` before writing).
+* ``data_dir``: the real data root, found the way the CLI finds it (``$PICOMAML_DATA``, else
+  ``../shared/data``, else ``./data``). Tests that need the real datasets (the paper's
+  statistics, the demo end to end) use it or carry ``@pytest.mark.needs_real_data``; without a
+  real root they are reported as skipped with the reason, never silently passed.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +17,37 @@ from pathlib import Path
 
 import pytest
 
-from picomaml.data.paths import resolve_data_dir
+from tests.fixtures import FIXTURE_DATA, real_data_root
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root, reason = real_data_root()
+    if root is not None:
+        return
+    skip = pytest.mark.skip(reason=reason)
+    for item in items:
+        if "needs_real_data" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def fixture_data_root() -> Path:
+    """The committed fixture data root (``tests/fixtures/data``); do not write into it."""
+    return FIXTURE_DATA
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The data root (``../shared/data`` here and in CI)."""
-    return resolve_data_dir()
+    """The real data root (``../shared/data`` here and in CI); skips the test without it."""
+    root, reason = real_data_root()
+    if root is None:
+        pytest.skip(reason)
+    return root
 
 
 @pytest.fixture(scope="session")
-def tokenizer(data_dir: Path):
-    """The OLMo tokenizer from the data root, loaded once per session."""
+def tokenizer():
+    """The OLMo tokenizer (the data root's copy when present, else the shipped one)."""
     from picomaml.data.tokenizer import load_tokenizer
 
-    return load_tokenizer(data_dir)
+    return load_tokenizer(real_data_root()[0] or FIXTURE_DATA)

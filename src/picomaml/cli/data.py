@@ -1,4 +1,4 @@
-"""CLI: ``picomaml data stats`` and ``picomaml data download``."""
+"""CLI: ``picomaml data stats``, ``data corpus`` and ``data download``."""
 
 from __future__ import annotations
 
@@ -42,11 +42,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     co.add_argument("--json", action="store_true", help="print JSON")
     co.set_defaults(func=_corpus)
 
-    dl = dsub.add_parser("download", help="fetch the UNER v1 files and the OLMo tokenizer")
+    dl = dsub.add_parser(
+        "download",
+        help="fetch the UNER v1 files and build the English stand-in corpus (needs internet)",
+        description="Without a selection: every UNER v1 dataset and the english-mini corpus "
+        "built from public-domain NLTK corpora. With --datasets, --corpus or --tokenizer: only "
+        "what is selected. SHA-256 checksums go to DEST/manifest.json on first download "
+        "and are verified on every rerun.",
+    )
     dl.add_argument(
         "--dest",
         default=None,
         help=f"data root to fill (default: --data-dir, else ${ENV_VAR}, else ./data)",
+    )
+    dl.add_argument(
+        "--datasets", nargs="+", default=None, metavar="CODE", help="only these UNER datasets"
+    )
+    dl.add_argument(
+        "--corpus",
+        action="store_true",
+        help="the english-mini stand-in corpus (NLTK gutenberg, state_union, inaugural)",
+    )
+    dl.add_argument(
+        "--tokenizer",
+        action="store_true",
+        help="also the hub copy of the OLMo tokenizer (a DATA_ROOT override; the package "
+        "ships one)",
     )
     dl.add_argument(
         "--base-url",
@@ -54,10 +75,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="where the UNER repositories are served ({base}/{folder}/{branch}/{file}; "
         "default: raw.githubusercontent.com/UniversalNER)",
     )
-    dl.add_argument("--tokenizer-url", default=None, help="URL of the OLMo tokenizer JSON")
-    dl.add_argument("--no-tokenizer", action="store_true", help="do not fetch the tokenizer")
     dl.add_argument(
-        "--datasets", nargs="+", default=None, metavar="CODE", help="only these datasets"
+        "--corpus-url",
+        default=None,
+        help="where the NLTK corpus zips are served ({url}/{package}.zip; default: "
+        "raw.githubusercontent.com/nltk/nltk_data/gh-pages/packages/corpora)",
+    )
+    dl.add_argument(
+        "--tokenizer-url", default=None, help="URL of the OLMo tokenizer JSON (implies --tokenizer)"
+    )
+    dl.add_argument("--no-tokenizer", action="store_true", help=argparse.SUPPRESS)
+    dl.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: only on a terminal)",
     )
     dl.set_defaults(func=_download)
 
@@ -89,7 +121,7 @@ def _corpus(args: argparse.Namespace) -> int:
     if not (path.is_absolute() or args.path.startswith(("./", "../"))):
         path = data_root(args) / path
     is_parquet = args.kind == "parquet" or (args.kind == "auto" and path.suffix == ".parquet")
-    tokenizer = None if is_parquet else load_tokenizer(data_root(args))
+    tokenizer = None if is_parquet else load_tokenizer(data_root(args, required=False))
     rows = load_rows(path, args.seq_len, args.kind, tokenizer, args.text_field, args.cache_dir)
     info = {
         "path": str(path),
@@ -112,13 +144,22 @@ def _corpus(args: argparse.Namespace) -> int:
 def _download(args: argparse.Namespace) -> int:
     from picomaml.data.download import TOKENIZER_URL, UNER_BASE_URL, download
     from picomaml.data.registry import get_dataset
+    from picomaml.data.standin import NLTK_BASE_URL
 
     dest = Path(args.dest or args.data_dir or os.environ.get(ENV_VAR) or "data")
+    want_tokenizer = (args.tokenizer or args.tokenizer_url is not None) and not args.no_tokenizer
+    selected = args.datasets is not None or args.corpus or want_tokenizer
     codes = [get_dataset(c).code for c in args.datasets] if args.datasets else None
-    tokenizer_url = None if args.no_tokenizer else (args.tokenizer_url or TOKENIZER_URL)
-    result = download(dest, args.base_url or UNER_BASE_URL, codes, tokenizer_url, log=print)
-    print(
-        f"{dest}: fetched {len(result.fetched)}, already present {len(result.skipped)}, "
-        f"optional files not on the server {len(result.missing_optional)}"
+    if selected and args.datasets is None:
+        codes = []  # only the corpus and/or the tokenizer
+    result = download(
+        dest,
+        args.base_url or UNER_BASE_URL,
+        codes,
+        (args.tokenizer_url or TOKENIZER_URL) if want_tokenizer else None,
+        log=print,
+        corpus_url=(args.corpus_url or NLTK_BASE_URL) if args.corpus or not selected else None,
+        progress=args.progress,
     )
+    print(result.line(dest))
     return 0

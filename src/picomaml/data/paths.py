@@ -9,6 +9,11 @@ from picomaml.errors import PicomamlError
 
 ENV_VAR = "PICOMAML_DATA"
 
+#: The data root's layout, as the one-line "missing data" errors spell it out.
+UNER_LAYOUT = "uner/UNER_<Language>-<Treebank>/<code>-ud-<split>.iob2"
+CORPUS_LAYOUT = "corpus/english-mini/{train,valid}.jsonl.gz"
+FETCH_COMMAND = "picomaml data download"
+
 
 def candidate_data_dirs(explicit: str | Path | None = None) -> list[tuple[str, Path]]:
     """The places looked at, in order, with where each came from."""
@@ -23,20 +28,53 @@ def candidate_data_dirs(explicit: str | Path | None = None) -> list[tuple[str, P
     return out
 
 
+def find_data_dir(explicit: str | Path | None = None) -> Path | None:
+    """The data root, or None when no default location exists (nothing was chosen).
+
+    An explicit choice (``--data-dir``, ``$PICOMAML_DATA``) that does not exist is an error
+    rather than a silent fallback, so a typo never makes a run read other data than meant.
+    """
+    for origin, path in candidate_data_dirs(explicit):
+        if path.is_dir():
+            return path.resolve()
+        if origin != "default":
+            raise PicomamlError(f"data directory from {origin} does not exist: {path}")
+    return None
+
+
+def default_fetch_dir(explicit: str | Path | None = None) -> Path:
+    """Where fetched data goes: the chosen data root, else ``./data`` (last place looked at)."""
+    for origin, path in candidate_data_dirs(explicit):
+        if origin != "default":
+            return path
+    return Path("data")
+
+
+def missing_data_message(what: str, root: Path | None, fetch_args: str = "") -> str:
+    """One line: what is missing, the command that fetches it, the layout to copy in by hand.
+
+    ``fetch_args`` narrows the command, e.g. ``" --datasets sk_snk"``.
+    """
+    if root is None:
+        tried = ", ".join(str(p) for _, p in candidate_data_dirs())
+        where = f"no data root; tried {tried}"
+        dest = default_fetch_dir()
+    else:
+        where, dest = f"data root {root}", root
+    return (
+        f"{what} not found ({where}). Fetch with `{FETCH_COMMAND} --dest {dest}{fetch_args}` "
+        f"(needs internet), or copy the files in by hand as {dest}/{UNER_LAYOUT} and "
+        f"{dest}/{CORPUS_LAYOUT} (or pass --data-dir DIR / set ${ENV_VAR}=DIR)"
+    )
+
+
 def resolve_data_dir(explicit: str | Path | None = None) -> Path:
     """Return the data root: ``--data-dir``, ``$PICOMAML_DATA``, ``../shared/data``, ``./data``.
 
     An explicit choice that does not exist is an error rather than a silent fallback,
     so a typo never makes a run read other data than the user meant.
     """
-    candidates = candidate_data_dirs(explicit)
-    for origin, path in candidates:
-        if path.is_dir():
-            return path.resolve()
-        if origin != "default":
-            raise PicomamlError(f"data directory from {origin} does not exist: {path}")
-    tried = ", ".join(str(p) for _, p in candidates)
-    raise PicomamlError(
-        f"no data directory found (tried {tried}). Pass --data-dir DIR, set "
-        f"${ENV_VAR}=DIR, or run `picomaml data download` to fetch UNER into ./data"
-    )
+    root = find_data_dir(explicit)
+    if root is None:
+        raise PicomamlError(missing_data_message("the UNER files and the pretraining corpus", None))
+    return root

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from picomaml.data.paths import resolve_data_dir
+from picomaml.data.paths import missing_data_message, resolve_data_dir
 from picomaml.data.uner import ReadReport, Sentence, read_iob2
 from picomaml.errors import PicomamlError
 
@@ -120,8 +120,8 @@ def load_split(
     ds = get_dataset(code)
     path = ds.path(split, data_dir)
     if not path.is_file():
+        root = path.parents[2]
         raise PicomamlError(
-            f"{ds.code} {split}: file not found: {path}. Run `picomaml data download` or "
-            "point --data-dir/$PICOMAML_DATA at a data root with a uner/ folder"
+            missing_data_message(f"{ds.code} {split} file {path}", root, f" --datasets {ds.code}")
         )
     return read_iob2(path)

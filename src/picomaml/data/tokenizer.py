@@ -1,65 +1,70 @@
-"""The OLMo tokenizer used by every Pico model, loaded offline from the data root.
+"""The OLMo tokenizer used by every Pico model, shipped with the package.
 
-The file ``tokenizers/olmo-7b-0724.json`` holds 50,280 entries (ids 0..50279, with
-``<|endoftext|>`` = 50279). Models pad the vocabulary to 50,304, so ids 50280..50303 have
-embeddings but no string; :data:`MASK_ID` lives there, which lets the SMLMT ``[MASK]`` be
-added without changing the embedding size or any published checkpoint's shapes.
+The tokenizer is part of the model definition, so a gzipped copy lives in
+``picomaml/data/assets/`` (provenance and Apache-2.0 licence next to it) and loading it
+needs no data root and no network. ``DATA_ROOT/tokenizers/olmo-7b-0724.json`` overrides
+it when present.
+
+The file holds 50,280 entries (ids 0..50279, with ``<|endoftext|>`` = 50279). Models pad
+the vocabulary to 50,304, so ids 50280..50303 have embeddings but no string;
+:data:`MASK_ID` lives there, which lets the SMLMT ``[MASK]`` be added without changing
+the embedding size or any published checkpoint's shapes.
 """
 
 from __future__ import annotations
 
+import gzip
+from importlib import resources
 from pathlib import Path
 
-from picomaml.data.paths import resolve_data_dir
+from picomaml.data.paths import find_data_dir
 from picomaml.errors import PicomamlError
 
 TOKENIZER_FILE = "tokenizers/olmo-7b-0724.json"
-HUB_NAME = "allenai/OLMo-7B-0724-hf"
+PACKAGED_TOKENIZER = "assets/olmo-7b-0724.json.gz"
+"""Path of the shipped copy inside the ``picomaml.data`` package."""
 EOS_ID = 50279
 MASK_ID = 50280
 VOCAB_SIZE = 50304
 TOKENIZER_SIZE = 50280
 
 
-def load_tokenizer(data_dir: str | Path | None = None, allow_download: bool = False):
-    """Load the OLMo tokenizer (a ``tokenizers.Tokenizer``) from the data root.
+def load_tokenizer(data_dir: str | Path | None = None):
+    """Load the OLMo tokenizer (a ``tokenizers.Tokenizer``).
 
-    Only when the file is missing and ``allow_download`` is true is the hub copy
-    ``allenai/OLMo-7B-0724-hf`` fetched, so an offline run never waits on the network.
-    The loaded tokenizer is checked against :data:`EOS_ID` and the expected size, because
-    a different tokenizer would silently change every token id the models were trained on.
+    ``DATA_ROOT/tokenizers/olmo-7b-0724.json`` when the data root has it, else the copy
+    shipped with the package. An explicit ``data_dir`` that does not exist is still an
+    error (see :func:`find_data_dir`). Either way the tokenizer is checked against
+    :data:`EOS_ID` and the expected size, because a different tokenizer would silently
+    change every token id the models were trained on.
     """
     from tokenizers import Tokenizer
 
-    try:
-        root = resolve_data_dir(data_dir)
-    except PicomamlError:
-        if not allow_download:
-            raise
-        root = Path(data_dir or "data")
-    path = root / TOKENIZER_FILE
-    if path.is_file():
+    root = find_data_dir(data_dir)
+    path = root / TOKENIZER_FILE if root is not None else None
+    if path is not None and path.is_file():
         try:
             tok = Tokenizer.from_file(str(path))
         except Exception as exc:  # tokenizers raises plain Exception on a bad file
             raise PicomamlError(f"{path}: not a valid tokenizers JSON file ({exc})") from exc
         origin = str(path)
-    elif allow_download:
-        try:
-            tok = Tokenizer.from_pretrained(HUB_NAME)
-        except Exception as exc:
-            raise PicomamlError(
-                f"tokenizer file {path} is missing and downloading {HUB_NAME} failed ({exc})"
-            ) from exc
-        origin = HUB_NAME
     else:
-        raise PicomamlError(
-            f"tokenizer file not found: looked for {path} (data root {root}). Put the OLMo "
-            f"tokenizer JSON there, point --data-dir/$PICOMAML_DATA at a data root that has "
-            f"it, or allow downloading {HUB_NAME}"
-        )
+        origin = f"picomaml/data/{PACKAGED_TOKENIZER}"
+        tok = Tokenizer.from_str(packaged_tokenizer_json())
     check_tokenizer(tok, origin)
     return tok
+
+
+def packaged_tokenizer_json() -> str:
+    """The JSON text of the tokenizer shipped in the package."""
+    ref = resources.files("picomaml.data").joinpath(PACKAGED_TOKENIZER)
+    try:
+        return gzip.decompress(ref.read_bytes()).decode("utf-8")
+    except (OSError, EOFError) as exc:
+        raise PicomamlError(
+            f"the tokenizer shipped with picomaml ({ref}) is missing or damaged ({exc}); "
+            "reinstall picomaml, or put the OLMo tokenizer JSON at DATA_ROOT/" + TOKENIZER_FILE
+        ) from exc
 
 
 def check_tokenizer(tok, origin: str) -> None:

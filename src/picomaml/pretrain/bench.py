@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from picomaml.data.tokenizer import EOS_ID, MASK_ID, TOKENIZER_FILE, load_tokenizer
+from picomaml.data.tokenizer import EOS_ID, MASK_ID, load_tokenizer
 from picomaml.errors import PicomamlError
 from picomaml.fileio import write_json
 from picomaml.model import PicoConfig, PicoDecoder, config_for, count_parameters
@@ -97,7 +97,7 @@ def _token_pool(
     """
     if data_dir is not None:
         corpus = data_dir / "corpus" / "english-mini" / "train.jsonl.gz"
-        if corpus.is_file() and (data_dir / TOKENIZER_FILE).is_file():
+        if corpus.is_file():
             tok = load_tokenizer(data_dir)
             ids: list[int] = []
             with gzip.open(corpus, "rt", encoding="utf-8") as fh:
