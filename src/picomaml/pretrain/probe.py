@@ -125,7 +125,14 @@ def score_episode(
         s_lab, q_lab = t(episode.support_labels), t(episode.query_labels)
         proto = nearest_prototype_accuracy(s_feat, s_lab, q_feat, q_lab, episode.ways)
         _, metrics = adapt_and_query(
-            head, s_feat, s_lab, q_feat, q_lab, meta, ways=episode.ways, seed=episode.seed,
+            head,
+            s_feat,
+            s_lab,
+            q_feat,
+            q_lab,
+            meta,
+            ways=episode.ways,
+            seed=episode.seed,
             train=False,
         )
     return proto, float(metrics["query_acc"])
