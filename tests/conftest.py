@@ -16,8 +16,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.fixtures import FIXTURE_DATA, real_data_root
+
+# One intra-op thread: the tests' tensors are tiny, and OpenMP workers that spin while
+# the CPU is shared (parallel test runs, CI neighbours) made them up to 20x slower.
+torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -38,6 +38,7 @@ CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 TRAINER_STATE = "trainer_state.pt"
 META_HEAD = "head.safetensors"
+PROBE = "probe.json"
 DYNAMICS_DIR = "learning_dynamics"
 _STEP_RE = re.compile(r"^step_(\d+)$")
 

@@ -383,3 +383,12 @@ def test_centering_ignores_a_direction_shared_by_every_window() -> None:
         _head(), s + shift, s_lab, q + shift, q_lab, _cfg(center_features=False), ways=4, seed=3
     )
     assert abs(float(raw.detach()) - float(results[0][0])) > 0.1
+
+
+def test_collapse_statistic_reads_the_raw_features() -> None:
+    """Centring happens after the statistic: a collapsed set must read as collapsed."""
+    torch.manual_seed(0)
+    s = torch.randn(8, D) * 0.01 + 5.0
+    labels = torch.arange(4).repeat(2)
+    _, metrics = adapt_and_query(_head(), s, labels, s.clone(), labels, _cfg(), ways=4, seed=0)
+    assert float(metrics["feature_cosine"]) > 0.99

@@ -368,6 +368,8 @@ def adapt_and_query(
         )
     with torch.autocast(device_type=device.type, enabled=False):
         s_feat, q_feat = s_feat.float(), q_feat.float()
+        with torch.no_grad():
+            cosine, share = feature_collapse(s_feat, s_labels, ways)  # before centring
         if cfg.center_features:
             centre = s_feat.mean(0)
             s_feat, q_feat = s_feat - centre, q_feat - centre
@@ -382,7 +384,6 @@ def adapt_and_query(
             if cfg.output_init == "prototypes":
                 logits0 = prototype_loo_logits(body0, s_labels, ways)
             acc_before = _accuracy(logits0, s_labels)
-            cosine, share = feature_collapse(s_feat, s_labels, ways)
         for step in range(cfg.inner_steps):
             masks = dropout_masks(seed, step, n_s, width, layers, p_inner, device)
             with torch.enable_grad():

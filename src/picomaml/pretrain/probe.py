@@ -14,7 +14,7 @@ are reported per backbone:
 
 Each comes with a 95% interval over episodes (normal approximation) and the chance
 level 1/N. Per-episode accuracies are kept so that two backbones can be compared
-episode by episode (:func:`paired_difference`).
+episode by episode (the report's probe analysis does).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from picomaml import layout
 from picomaml.errors import PicomamlError
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.maml import (
@@ -39,7 +40,6 @@ from picomaml.pretrain.maml import (
 from picomaml.pretrain.smlmt import Episode, SMLMTSampler, decode_vocab
 from picomaml.pretrain.steps import build_sampler
 
-PROBE_FILE = "probe.json"
 PROBE_VERSION = 1
 DEFAULT_CORPUS = "corpus/english-mini/valid.jsonl.gz"
 
@@ -146,13 +146,6 @@ def interval(values: list[float] | np.ndarray) -> dict[str, Any]:
     return {"mean": mean, "ci95": [mean - half, mean + half], "n": int(len(x))}
 
 
-def paired_difference(a: list[float], b: list[float]) -> dict[str, Any]:
-    """``a - b`` episode by episode (same episodes), with its 95% interval."""
-    if len(a) != len(b):
-        raise PicomamlError(f"paired difference: {len(a)} vs {len(b)} episodes")
-    return interval(np.asarray(a) - np.asarray(b))
-
-
 class ProbeEpisodes:
     """The fixed list of held-out episodes (built once, scored for every backbone)."""
 
@@ -219,19 +212,17 @@ def with_overrides(settings: ProbeSettings, **kw: Any) -> ProbeSettings:
 
 def default_probe_path(run_dir: Path) -> Path:
     """Where ``picomaml probe`` writes for a pretraining run dir."""
-    return run_dir / PROBE_FILE
+    return run_dir / layout.PROBE
 
 
 __all__ = [
     "DEFAULT_CORPUS",
-    "PROBE_FILE",
     "ProbeEpisodes",
     "ProbeSettings",
     "default_probe_path",
     "fresh_head",
     "interval",
     "nearest_prototype_accuracy",
-    "paired_difference",
     "probe_backbone",
     "probe_record",
     "score_episode",

@@ -80,6 +80,7 @@ class PretrainRun:
     run_dir: Path
     config: dict[str, Any]
     metrics: list[dict[str, Any]] | None
+    probe: dict[str, Any] | None = None
 
     @property
     def config_file(self) -> Path:
@@ -91,14 +92,20 @@ class PretrainRun:
         """``RUN_DIR/metrics.jsonl`` (cited by the report)."""
         return self.run_dir / layout.METRICS
 
+    @property
+    def probe_file(self) -> Path:
+        """``RUN_DIR/probe.json``, written by ``picomaml probe`` (cited by the report)."""
+        return self.run_dir / layout.PROBE
+
 
 def load_pretrain_run(run_dir: Path) -> PretrainRun:
     """Read a pretraining run dir's config and metrics log."""
-    metrics = run_dir / layout.METRICS
+    metrics, probe = run_dir / layout.METRICS, run_dir / layout.PROBE
     return PretrainRun(
         run_dir,
         read_yaml_mapping(run_dir / layout.PRETRAIN_CONFIG),
         read_jsonl(metrics) if metrics.is_file() else None,
+        read_json(probe) if probe.is_file() else None,
     )
 
 

@@ -9,7 +9,7 @@ comes through :mod:`picomaml.study.records`.
 
 Modules: :mod:`.kit` (containers, pairing, shared helpers), one module per family
 (:mod:`.zero_shot` 1-3, :mod:`.sweeps` 4-6, :mod:`.convergence` 7, :mod:`.language` 8-9,
-:mod:`.pairs` 10-11, :mod:`.pretraining` 12) and :mod:`.plots`.
+:mod:`.pairs` 10-11, :mod:`.pretraining` 12-13) and :mod:`.plots`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,12 @@ from picomaml.study.analyses.language import (
     span_stat_rows,
 )
 from picomaml.study.analyses.pairs import analysis_cases, analysis_paired
-from picomaml.study.analyses.pretraining import analysis_pretraining, pretraining_summary
+from picomaml.study.analyses.pretraining import (
+    analysis_pretraining,
+    analysis_probe,
+    pretraining_summary,
+    probe_rows,
+)
 from picomaml.study.analyses.sweeps import analysis_confidence, analysis_sweep, analysis_types
 from picomaml.study.analyses.zero_shot import analysis_regime, analysis_scale, analysis_sources
 from picomaml.study.records import StudyData
@@ -56,6 +61,7 @@ ANALYSES: list[Callable[[StudyData, Context], Analysis]] = [
     analysis_cases,
     analysis_paired,
     analysis_pretraining,
+    analysis_probe,
 ]
 
 
@@ -77,6 +83,7 @@ __all__ = [
     "particle_recall",
     "pct",
     "pretraining_summary",
+    "probe_rows",
     "run_all",
     "span_stat_rows",
     "zero_shot_f1",

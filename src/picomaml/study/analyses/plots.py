@@ -281,34 +281,86 @@ def paired(rows: list[dict[str, Any]]) -> Figure:
     return fig
 
 
-def pretraining(rows: list[dict[str, Any]], curves: dict[tuple[str, str], list[dict]]) -> Figure:
-    """AR loss, held-out perplexity and MAML query loss (against ln N) vs step."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+def pretraining(
+    rows: list[dict[str, Any]],
+    curves: dict[tuple[str, str], list[dict]],
+    share_baselines: dict[tuple[str, str], float] | None = None,
+) -> Figure:
+    """Top: AR loss, held-out perplexity, MAML query loss against ln N. Bottom: query and
+    leave-one-out support accuracy against chance, feature collapse (cosine, class share
+    against its noise level), and pre-clip gradient norms of AR and meta micro-batches."""
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.2))
+    (loss_ax, ppl_ax, meta_ax), (acc_ax, col_ax, grad_ax) = axes
     for (variant, size), metrics in curves.items():
         color = TREAT_COLOR if variant == "maml" else BASE_COLOR
         label = f"{variant}-{size}"
         train = [m for m in metrics if m.get("kind") == "train"]
         dyn = [m for m in metrics if m.get("val_perplexity")]
-        for ax, rows_of, key, marker in (
-            (axes[0], train, "ar_loss", None),
-            (axes[1], dyn, "val_perplexity", "o"),
-            (axes[2], train, "meta_loss", None),
+        for ax, rows_of, key, style, name in (
+            (loss_ax, train, "ar_loss", "-", label),
+            (ppl_ax, dyn, "val_perplexity", "o-", label),
+            (meta_ax, train, "meta_loss", "-", label),
+            (acc_ax, train, "query_acc", "-", f"{label} query"),
+            (acc_ax, train, "support_acc_before", ":", f"{label} support (LOO)"),
+            (col_ax, train, "feature_cosine", "-", f"{label} cosine"),
+            (col_ax, train, "feature_class_share", ":", f"{label} class share"),
+            (grad_ax, train, "ar_grad_norm", "-", f"{label} AR"),
+            (grad_ax, train, "meta_grad_norm", ":", f"{label} meta"),
         ):
             pts = [m for m in rows_of if m.get(key) is not None]
             if pts:
                 steps, values = [m["step"] for m in pts], [m[key] for m in pts]
-                ax.plot(steps, values, color=color, marker=marker, label=label)
-    ways_seen = {r["chance loss ln N"] for r in rows if r["chance loss ln N"] is not None}
-    for ln_n in ways_seen:
-        axes[2].axhline(ln_n, color="grey", linestyle="--", linewidth=1, label=f"ln N = {ln_n:.2f}")
-    axes[0].set(xlabel="optimizer step", ylabel="AR loss (nats)", title="Next-token loss")
-    axes[1].set(xlabel="optimizer step", ylabel="perplexity", title="Held-out perplexity")
-    axes[1].set_yscale("log")
-    axes[2].set(xlabel="optimizer step", ylabel="query loss (nats)", title="MAML query loss")
-    axes[2].ticklabel_format(axis="y", useOffset=False)
-    for ax in axes:
+                ax.plot(steps, values, style, color=color, label=name, markersize=3)
+    for ln_n in {r["chance loss ln N"] for r in rows if r["chance loss ln N"] is not None}:
+        meta_ax.axhline(ln_n, color="grey", linestyle="--", linewidth=1, label=f"ln N = {ln_n:.2f}")
+        acc_ax.axhline(
+            math.exp(-ln_n), color="grey", linestyle="--", linewidth=1, label="chance 1/N"
+        )
+    for base in set((share_baselines or {}).values()):
+        col_ax.axhline(base, color="grey", linestyle="--", linewidth=1, label="share on noise")
+    loss_ax.set(xlabel="optimizer step", ylabel="AR loss (nats)", title="Next-token loss")
+    ppl_ax.set(xlabel="optimizer step", ylabel="perplexity", title="Held-out perplexity")
+    ppl_ax.set_yscale("log")
+    meta_ax.set(xlabel="optimizer step", ylabel="query loss (nats)", title="MAML query loss")
+    meta_ax.ticklabel_format(axis="y", useOffset=False)
+    acc_ax.set(xlabel="optimizer step", ylabel="accuracy", title="Episode accuracy")
+    col_ax.set(xlabel="optimizer step", ylabel="value", title="Feature collapse")
+    grad_ax.set(xlabel="optimizer step", ylabel="L2 norm", title="Micro-batch gradient norm")
+    for ax in axes.flat:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6)
+    return fig
+
+
+def probe(rows: list[dict[str, Any]]) -> Figure:
+    """Probe accuracy (prototype, adapted) vs checkpoint step with 95% intervals, per run,
+    against chance."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    runs = sorted({(r["variant"], r["size"]) for r in rows})
+    for ax, kind in zip(axes, ("prototype", "adapted"), strict=True):
+        for variant, size in runs:
+            pts = [
+                r for r in rows
+                if (r["variant"], r["size"]) == (variant, size) and r["step"] is not None
+            ]  # fmt: skip
+            if not pts:
+                continue
+            steps = [r["step"] for r in pts]
+            means = [r[f"{kind} acc (%)"] for r in pts]
+            err = [
+                [r[f"{kind} acc (%)"] - r[f"{kind} CI low (%)"] for r in pts],
+                [r[f"{kind} CI high (%)"] - r[f"{kind} acc (%)"] for r in pts],
+            ]
+            color = TREAT_COLOR if variant == "maml" else BASE_COLOR
+            ax.errorbar(steps, means, yerr=err, fmt="o-", color=color, capsize=3,
+                        label=f"{variant}-{size}")  # fmt: skip
+        for chance in {r["chance (%)"] for r in rows}:
+            ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
+        title = "Nearest prototype (no training)" if kind == "prototype" else "After inner loop"
+        ax.set(xlabel="pretraining step", title=title)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
+    axes[0].set_ylabel("query accuracy (%)")
     return fig
 
 

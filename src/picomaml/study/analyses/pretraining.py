@@ -1,4 +1,5 @@
-"""Analysis 12: pretraining dynamics of each backbone run (from its ``metrics.jsonl``)."""
+"""Analyses 12-13: pretraining dynamics of each backbone run (its ``metrics.jsonl``) and
+the few-shot probe of its checkpoints (its ``probe.json``, written by ``picomaml probe``)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,18 @@ def pretraining_summary(
         "support acc before (%)": pct(mp.mean(_tail(series("support_acc_before")))),
         "support acc after (%)": pct(mp.mean(_tail(series("support_acc_after")))),
         "query acc (%)": pct(mp.mean(_tail(series("query_acc")))),
+        "chance acc (%)": pct(1 / ways) if ways else None,
+        "feature cosine": mp.mean(_tail(series("feature_cosine"))),
+        "class share": mp.mean(_tail(series("feature_class_share"))),
+        "AR grad norm": mp.mean(_tail(series("ar_grad_norm"))),
+        "meta grad norm": mp.mean(_tail(series("meta_grad_norm"))),
     }
+
+
+def class_share_baseline(ways: int, shots: int) -> float:
+    """Expected share of variance explained by class on pure noise, ``(N-1)/(N*K-1)``: the
+    level above which the features carry class information."""
+    return (ways - 1) / (ways * shots - 1)
 
 
 def analysis_pretraining(data: StudyData, ctx: Context) -> Analysis:
@@ -90,5 +102,102 @@ def analysis_pretraining(data: StudyData, ctx: Context) -> Analysis:
                 f"{r['variant']}-{r['size']}: meta query loss {r['meta loss']:.3f} vs "
                 f"ln N = {ln_n:.3f}: {verdict}."
             )
-    a.figures.append(plots.save(plots.pretraining(rows, curves), ctx.fig_dir, "12_pretraining.png"))
+    a.text.append(
+        "Support accuracy before adaptation is leave-one-out for prototype heads (a point "
+        "never votes for its own class); after adaptation it is training accuracy. Feature "
+        "cosine is the mean pairwise cosine of an episode's support features (1 = "
+        "collapsed); class share is the share of their variance explained by the class, to "
+        "be read against its pure-noise level (N-1)/(N*K-1). Gradient norms are pre-clip "
+        "norms of single AR and meta micro-batches on logged steps."
+    )
+    baselines = {}
+    for (variant, size), run in runs.items():
+        meta = run.config.get("meta", {})
+        if meta.get("enabled") and meta.get("ways") and meta.get("shots"):
+            baselines[(variant, size)] = class_share_baseline(meta["ways"], meta["shots"])
+    fig = plots.pretraining(rows, curves, baselines)
+    a.figures.append(plots.save(fig, ctx.fig_dir, "12_pretraining.png"))
+    return a
+
+
+def probe_rows(
+    probes: dict[tuple[str, str], dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Per checkpoint: prototype and adapted accuracy with 95% intervals; and, for steps
+    probed in both a MAML and a vanilla run of one size with the same settings (hence the
+    same episodes), the paired MAML - vanilla difference with its interval."""
+    rows = []
+    for (variant, size), probe in sorted(probes.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        for c in probe.get("checkpoints", []):
+            row: dict[str, Any] = {"variant": variant, "size": size, "step": c.get("step")}
+            for kind in ("prototype", "adapted"):
+                lo, hi = c[kind]["ci95"]
+                row[f"{kind} acc (%)"] = pct(c[kind]["mean"])
+                row[f"{kind} CI low (%)"] = pct(lo)
+                row[f"{kind} CI high (%)"] = pct(hi)
+            row["chance (%)"] = pct(probe.get("chance"))
+            row["episodes"] = c["prototype"]["n"]
+            rows.append(row)
+    diffs = []
+    sizes = sorted({size for _, size in probes})
+    for size in sizes:
+        maml, van = probes.get(("maml", size)), probes.get(("vanilla", size))
+        if maml is None or van is None:
+            continue
+        if any(maml.get(k) != van.get(k) for k in ("settings", "corpus", "version")):
+            continue
+        by_step = {c.get("step"): c for c in van.get("checkpoints", [])}
+        for c in maml.get("checkpoints", []):
+            v = by_step.get(c.get("step"))
+            if v is None:
+                continue
+            row = {"size": size, "step": c.get("step")}
+            for kind in ("prototype", "adapted"):
+                a, b = c[kind]["per_episode"], v[kind]["per_episode"]
+                ci = mp.t_interval([x - y for x, y in zip(a, b, strict=True)])
+                if ci is None:
+                    continue
+                row[f"{kind} MAML - vanilla (pp)"] = pct(ci[0])
+                row[f"{kind} CI low (pp)"] = pct(ci[1])
+                row[f"{kind} CI high (pp)"] = pct(ci[2])
+                row[f"{kind} verdict"] = mp.verdict(ci[1], ci[2])
+            diffs.append(row)
+    return rows, diffs
+
+
+def analysis_probe(data: StudyData, ctx: Context) -> Analysis:
+    """13. The few-shot probe (not in the paper): held-out SMLMT episodes scored on each
+    probed checkpoint, nearest-prototype and after the paper's inner loop with a fixed
+    fresh head, MAML against vanilla on the same episodes."""
+    a = Analysis("probe", "Few-shot probe of the backbones (adapts quickly?)")
+    probes: dict[tuple[str, str], dict[str, Any]] = {}
+    files: dict[tuple[str, str], str] = {}
+    for c in sorted(data.cells, key=lambda c: (c.kind != "main", c.cell_id)):
+        run = data.pretrain_run(c)
+        if run is not None and run.probe is not None and run.probe.get("checkpoints"):
+            probes.setdefault((c.variant, c.size), run.probe)
+            files.setdefault((c.variant, c.size), str(run.probe_file))
+    if not probes:
+        return a.missing(
+            "no backbone run dir holds a probe.json (run `picomaml probe RUN_DIR "
+            "--all-checkpoints` on the pretraining runs)"
+        )
+    rows, diffs = probe_rows(probes)
+    a.table(
+        "Probe accuracy per checkpoint (mean over episodes, 95% interval)",
+        rows,
+        [[files[(r["variant"], r["size"])]] for r in rows],
+    )
+    if diffs:
+        a.table(
+            "MAML - vanilla on the same episodes (paired by episode, 95% interval)",
+            diffs,
+            [[files[("maml", r["size"])], files[("vanilla", r["size"])]] for r in diffs],
+        )
+    else:
+        a.text.append(
+            "No MAML/vanilla pair of one size was probed at the same steps with the same "
+            "settings, so no paired difference is shown."
+        )
+    a.figures.append(plots.save(plots.probe(rows), ctx.fig_dir, "13_probe.png"))
     return a
