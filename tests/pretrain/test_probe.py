@@ -113,16 +113,16 @@ def _run_dir(tmp_path: Path) -> Path:
 def test_cli_probes_every_checkpoint_on_the_valid_file(
     tmp_path: Path, fixture_data_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    import picomaml.data.corpus as corpus
+    import picomaml.pretrain.probe as probe_module
 
     read: list[str] = []
-    real = corpus.load_rows
+    real = probe_module.load_rows
 
     def spy(path, *args, **kwargs):
         read.append(str(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(corpus, "load_rows", spy)
+    monkeypatch.setattr(probe_module, "load_rows", spy)
     monkeypatch.setenv("PICOMAML_CACHE", str(tmp_path / "cache"))
     run = _run_dir(tmp_path)
     root = ["--data-dir", str(fixture_data_root), "probe"]

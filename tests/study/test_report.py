@@ -117,6 +117,25 @@ def _write_cell(root, cell_id, meta, variant, size, regime, source, seed, step=N
     )
 
 
+def _probe(variant: str) -> dict:
+    """A probe.json: MAML is 10 points better on every other one of 4 episodes."""
+    bonus = 0.1 if variant == "maml" else 0.0
+    checkpoints = []
+    for step in (20, 60):
+        proto = [0.2, 0.3 + bonus, 0.2, 0.3 + bonus]
+        adapted = [0.25, 0.25, 0.35, 0.35]
+        entry = {"step": step, "backbone": f"pre/{variant}/checkpoints/step_{step}"}
+        for kind, values in (("prototype", proto), ("adapted", adapted)):
+            mean = sum(values) / 4
+            entry[kind] = {"mean": mean, "ci95": [mean - 0.05, mean + 0.05], "n": 4,
+                           "per_episode": values}  # fmt: skip
+        checkpoints.append(entry)
+    return {
+        "kind": "probe", "version": 1, "settings": {"ways": 8}, "corpus": "valid",
+        "chance": 0.125, "checkpoints": checkpoints,
+    }  # fmt: skip
+
+
 def make_results(root: Path, sweep: bool = True) -> Path:
     """A results dir: 2 variants x 2 regimes x 2 sources x 2 seeds (+ a MAML sweep)."""
     grid = {
@@ -159,6 +178,7 @@ def make_results(root: Path, sweep: bool = True) -> Path:
             for s in range(5, 65, 5)
         ] + [{"kind": "dynamics", "step": 60, "val_perplexity": 800.0}]
         (run_dir / "metrics.jsonl").write_text("\n".join(json.dumps(m) for m in logged) + "\n")
+        (run_dir / "probe.json").write_text(json.dumps(_probe(variant)))
         grid["backbones"].append({"variant": variant, "size": "tiny", "path": str(run_dir)})
     if sweep:
         grid["sweeps"] = [{"variants": ["maml"], "sizes": ["tiny"], "steps": [20, 40]}]
@@ -231,7 +251,7 @@ def test_report_from_synthetic_results(tmp_path):
         "maml-tiny, vanilla-tiny: pretrained for 60 steps" in text
         and "fine-tuning data was sliced" in text
     )
-    for n in range(1, 13):
+    for n in range(1, 14):
         assert f"### {n}. " in text
     assert "the episodes are learned (query loss below chance)" in text
     assert "Not available" not in text
@@ -245,6 +265,7 @@ def test_report_from_synthetic_results(tmp_path):
         "10_cases",
         "11_paired",
         "12_pretraining",
+        "13_probe",
     ):
         assert (res / "figures" / f"{fig}.png").stat().st_size > 5000
         assert f"figures/{fig}.png" in text
@@ -268,6 +289,16 @@ def test_report_from_synthetic_results(tmp_path):
     assert row["MAML F1"] == pytest.approx(100 * sum(by_variant["maml"]) / 8)
     assert row["MAML F1"] > row["vanilla F1"]
     assert row["parameters"] == 11_282_784  # the tiny tier, from run.json's backbone_config
+
+    probe = json.loads((res / "tables" / "probe.json").read_text())["tables"]
+    assert [(r["variant"], r["step"]) for r in probe[0]["rows"]] == [
+        ("maml", 20), ("maml", 60), ("vanilla", 20), ("vanilla", 60),
+    ]  # fmt: skip
+    diff = probe[1]["rows"][0]
+    assert diff["prototype MAML - vanilla (pp)"] == pytest.approx(5.0)  # (0+10+0+10)/4
+    assert diff["prototype CI low (pp)"] < 5.0 < diff["prototype CI high (pp)"]
+    assert diff["adapted MAML - vanilla (pp)"] == pytest.approx(0.0)
+    assert diff["adapted verdict"] == "no interval" or "noise" in diff["adapted verdict"]
 
     paired = json.loads((res / "tables" / "paired.json").read_text())["tables"]
     assert paired[0]["rows"][0]["pairs"] == 4  # head: 2 sources x 2 seeds

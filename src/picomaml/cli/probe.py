@@ -10,44 +10,23 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from picomaml.errors import PicomamlError
 
 
-def _load_existing(path: Path, header: dict[str, Any]) -> dict[str, Any]:
-    """An earlier probe file with the same settings keeps its other checkpoints' entries."""
-    from picomaml.fileio import read_json
-
-    if not path.is_file():
-        return header
-    old = read_json(path)
-    same = all(old.get(k) == header[k] for k in ("kind", "version", "settings", "corpus"))
-    return {**header, "checkpoints": old.get("checkpoints", [])} if same else header
-
-
 def _probe(args: argparse.Namespace) -> int:
-    import numpy as np
-    from tqdm.auto import tqdm
-
     from picomaml.cli.common import data_root
-    from picomaml.data.corpus import load_rows
-    from picomaml.data.tokenizer import MASK_ID, load_tokenizer
-    from picomaml.fileio import write_json
-    from picomaml.layout import CHECKPOINTS, PICO_WEIGHTS, parse_step, step_dirs
-    from picomaml.model import load_pico
+    from picomaml.data.tokenizer import load_tokenizer
+    from picomaml.layout import CHECKPOINTS, PICO_WEIGHTS, step_dirs
     from picomaml.ner.backbone import resolve_backbone
     from picomaml.pretrain.config import resolve_data_path
     from picomaml.pretrain.probe import (
         DEFAULT_CORPUS,
-        ProbeEpisodes,
         ProbeSettings,
         default_probe_path,
-        probe_backbone,
-        probe_record,
+        run_probe,
         with_overrides,
     )
-    from picomaml.seeding import seed_everything
 
     settings = with_overrides(
         ProbeSettings(),
@@ -78,42 +57,16 @@ def _probe(args: argparse.Namespace) -> int:
         out = default_probe_path(resolved.run_dir)
 
     root = data_root(args)
-    tokenizer = load_tokenizer(root)
-    corpus = resolve_data_path(args.corpus or DEFAULT_CORPUS, root, "--corpus")
-    rows = load_rows(corpus, max(settings.row_tokens, settings.window), "auto", tokenizer)
-    episodes = ProbeEpisodes.from_tokenizer(np.asarray(rows.rows), tokenizer, MASK_ID, settings)
     corpus_name = args.corpus or DEFAULT_CORPUS
-    record = probe_record(settings, corpus_name, episodes.n_words)
-    if out is not None:
-        record = _load_existing(out, record)
-
-    for folder in folders:
-        seed_everything(settings.seed)
-        backbone = load_pico(folder)
-        step = parse_step(folder.name)
-        with tqdm(
-            total=settings.episodes, desc=f"probe {folder.name}", unit="ep", leave=False
-        ) as bar:
-            result = probe_backbone(backbone, episodes, progress=bar)
-        entry = {
-            "step": step,
-            "backbone": str(folder),
-            "variant": resolved.variant,
-            **result,
-        }
-        record["checkpoints"] = [
-            e for e in record["checkpoints"] if e.get("backbone") != str(folder)
-        ] + [entry]
-        record["checkpoints"].sort(key=lambda e: (e["step"] is None, e["step"] or 0))
-        p, a = result["prototype"], result["adapted"]
-        print(
-            f"probe {folder}: prototype {100 * p['mean']:.1f}% "
-            f"[{100 * p['ci95'][0]:.1f}, {100 * p['ci95'][1]:.1f}], adapted "
-            f"{100 * a['mean']:.1f}% [{100 * a['ci95'][0]:.1f}, {100 * a['ci95'][1]:.1f}] "
-            f"(chance {100 * record['chance']:.1f}%, {settings.episodes} episodes)"
-        )
-        if out is not None:
-            write_json(out, record)
+    run_probe(
+        folders,
+        settings=settings,
+        corpus=resolve_data_path(corpus_name, root, "--corpus"),
+        corpus_name=corpus_name,
+        tokenizer=load_tokenizer(root),
+        variant=resolved.variant,
+        out=out,
+    )
     if out is not None:
         print(f"wrote {out}")
     else:

@@ -20,6 +20,7 @@ episode by episode (the report's probe analysis does).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from picomaml import layout
+from picomaml.data.corpus import load_rows
+from picomaml.data.tokenizer import MASK_ID
 from picomaml.errors import PicomamlError
+from picomaml.fileio import read_json, write_json
+from picomaml.model import load_pico
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.maml import (
     MetaHead,
@@ -39,6 +45,7 @@ from picomaml.pretrain.maml import (
 )
 from picomaml.pretrain.smlmt import Episode, SMLMTSampler, decode_vocab
 from picomaml.pretrain.steps import build_sampler
+from picomaml.seeding import seed_everything
 
 PROBE_VERSION = 1
 DEFAULT_CORPUS = "corpus/english-mini/valid.jsonl.gz"
@@ -215,6 +222,65 @@ def default_probe_path(run_dir: Path) -> Path:
     return run_dir / layout.PROBE
 
 
+def _merge_existing(path: Path, header: dict[str, Any]) -> dict[str, Any]:
+    """An earlier probe file with the same settings keeps its other checkpoints' entries."""
+    if not path.is_file():
+        return header
+    old = read_json(path)
+    same = all(old.get(k) == header[k] for k in ("kind", "version", "settings", "corpus"))
+    return {**header, "checkpoints": old.get("checkpoints", [])} if same else header
+
+
+def run_probe(
+    folders: list[Path],
+    *,
+    settings: ProbeSettings,
+    corpus: Path,
+    corpus_name: str,
+    tokenizer: Any,
+    variant: str | None = None,
+    out: Path | None = None,
+    say: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Probe each Pico folder in ``folders`` on the episodes of ``corpus`` (a held-out file).
+
+    The record is written to ``out`` after every checkpoint (so a long sweep can be
+    interrupted); entries of other checkpoints already in ``out`` with the same settings
+    are kept, and a checkpoint scored again replaces its entry. Returns the record.
+    """
+    rows = load_rows(corpus, max(settings.row_tokens, settings.window), "auto", tokenizer)
+    episodes = ProbeEpisodes.from_tokenizer(np.asarray(rows.rows), tokenizer, MASK_ID, settings)
+    record = probe_record(settings, corpus_name, episodes.n_words)
+    if out is not None:
+        record = _merge_existing(out, record)
+    for folder in folders:
+        seed_everything(settings.seed)
+        backbone = load_pico(folder)
+        with tqdm(
+            total=settings.episodes, desc=f"probe {folder.name}", unit="ep", leave=False
+        ) as bar:
+            result = probe_backbone(backbone, episodes, progress=bar)
+        entry = {
+            "step": layout.parse_step(folder.name),
+            "backbone": str(folder),
+            "variant": variant,
+        }
+        kept = [e for e in record["checkpoints"] if e.get("backbone") != str(folder)]
+        record["checkpoints"] = sorted(
+            [*kept, {**entry, **result}], key=lambda e: (e["step"] is None, e["step"] or 0)
+        )
+        p, a = result["prototype"], result["adapted"]
+        say(
+            f"probe {folder}: prototype {100 * p['mean']:.1f}% "
+            f"[{100 * p['ci95'][0]:.1f}, {100 * p['ci95'][1]:.1f}], adapted "
+            f"{100 * a['mean']:.1f}% [{100 * a['ci95'][0]:.1f}, {100 * a['ci95'][1]:.1f}] "
+            f"(chance {100 * record['chance']:.1f}%, {settings.episodes} episodes)"
+        )
+        if out is not None:
+            write_json(out, record)
+    return record
+
+
 __all__ = [
     "DEFAULT_CORPUS",
     "ProbeEpisodes",
@@ -225,6 +291,7 @@ __all__ = [
     "nearest_prototype_accuracy",
     "probe_backbone",
     "probe_record",
+    "run_probe",
     "score_episode",
     "with_overrides",
 ]

@@ -1,7 +1,8 @@
 """``picomaml demo``: the whole study in miniature on a laptop CPU.
 
 Pretrain the grid's backbones from their ``pretrain_config`` presets (identical data,
-steps and seed; finished runs are reused, interrupted ones resumed), run the grid
+steps and seed; finished runs are reused, interrupted ones resumed), probe each run's
+final checkpoint with a small few-shot probe (:data:`DEMO_PROBE`), run the grid
 (fine-tune + zero-shot evaluation + checkpoint sweep), write the report and print its
 path. The report itself says loudly that these are demo-size models.
 """
@@ -15,10 +16,13 @@ from pathlib import Path
 
 from picomaml import layout
 from picomaml.config import from_dict, load_yaml, to_dict
+from picomaml.data.paths import resolve_data_dir
+from picomaml.data.tokenizer import load_tokenizer
 from picomaml.errors import PicomamlError
 from picomaml.fileio import read_json
 from picomaml.layout import latest_step_of_run
-from picomaml.pretrain.config import PretrainConfig, load_pretrain_config
+from picomaml.pretrain.config import PretrainConfig, load_pretrain_config, resolve_data_path
+from picomaml.pretrain.probe import DEFAULT_CORPUS, ProbeSettings, default_probe_path, run_probe
 from picomaml.pretrain.trainer import run_pretraining
 from picomaml.study.config import GridConfig, load_grid
 from picomaml.study.grid import run_grid
@@ -26,6 +30,9 @@ from picomaml.study.report import write_report
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_CONFIG = "configs/study/demo.yaml"
+#: The demo's probe: the demo presets' episode shape and 40 episodes, about a minute per
+#: backbone on 2 CPU cores (the paper-scale default is 32-way, 200 episodes).
+DEMO_PROBE = ProbeSettings(ways=8, shots=4, queries=4, episodes=40, window=64)
 
 
 def resolve_repo_path(path: str | Path) -> Path:
@@ -78,6 +85,37 @@ def ensure_backbones(
         say(f"pretrained {b.variant}-{b.size} in {time.perf_counter() - t0:.0f}s")
 
 
+def probe_backbones(
+    grid: GridConfig, results_dir: Path, data_dir: Path | None, say: Callable[[str], None]
+) -> None:
+    """Probe the final checkpoint of every pretraining run of ``grid`` (kept when done)."""
+    tokenizer = None
+    for b in grid.backbones:
+        run_dir = b.resolved_path(results_dir)
+        latest = latest_step_of_run(run_dir)
+        out = default_probe_path(run_dir)
+        if latest is None:
+            continue
+        folder = layout.step_dir(run_dir / layout.CHECKPOINTS, latest)
+        if out.is_file() and any(
+            c.get("backbone") == str(folder) for c in read_json(out).get("checkpoints", [])
+        ):
+            say(f"reusing probe of {folder}")
+            continue
+        root = data_dir if data_dir is not None else resolve_data_dir(None)
+        tokenizer = tokenizer or load_tokenizer(root)
+        run_probe(
+            [folder],
+            settings=DEMO_PROBE,
+            corpus=resolve_data_path(DEFAULT_CORPUS, root, "probe corpus"),
+            corpus_name=DEFAULT_CORPUS,
+            tokenizer=tokenizer,
+            variant=b.variant,
+            out=out,
+            say=say,
+        )
+
+
 def headline(results_dir: Path) -> list[str]:
     """The scale table's rows as short lines for the terminal."""
     path = results_dir / layout.TABLES_DIR / "scale.json"
@@ -110,13 +148,14 @@ def run_demo(
     results_dir = Path(out)
     grid = load_grid(resolve_repo_path(config))
     ensure_backbones(grid, results_dir, data_dir, say)
+    probe_backbones(grid, results_dir, data_dir, say)
     t1 = time.perf_counter()
     summary = run_grid(grid, results_dir, workers=workers, data_dir=data_dir)
     say(summary.line())
     t2 = time.perf_counter()
     report = write_report(results_dir, data_dir=data_dir)
     t3 = time.perf_counter()
-    say(f"time: pretraining {t1 - t0:.0f}s, grid {t2 - t1:.0f}s, report {t3 - t2:.0f}s")
+    say(f"time: pretraining + probe {t1 - t0:.0f}s, grid {t2 - t1:.0f}s, report {t3 - t2:.0f}s")
     for line in headline(results_dir):
         say(line)
     if summary.failed:

@@ -182,6 +182,14 @@ def analysis_probe(data: StudyData, ctx: Context) -> Analysis:
             "no backbone run dir holds a probe.json (run `picomaml probe RUN_DIR "
             "--all-checkpoints` on the pretraining runs)"
         )
+    a.text.append(
+        "Held-out SMLMT episodes from the valid split, the same episodes for every backbone. "
+        "Prototype: each query window goes to the nearest class mean of the backbone's own "
+        "support features (no training). Adapted: query accuracy after the paper's inner "
+        "loop with a fresh head built from a fixed seed (the same head for every backbone of "
+        "a width). Intervals are 95% over episodes; the paired difference compares the two "
+        "backbones episode by episode."
+    )
     rows, diffs = probe_rows(probes)
     a.table(
         "Probe accuracy per checkpoint (mean over episodes, 95% interval)",
