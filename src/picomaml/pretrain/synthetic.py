@@ -155,11 +155,36 @@ def run_synthetic(meta: MetaSection, task: SyntheticTask) -> dict[str, Any]:
     }
 
 
-def compare_inits(
-    meta: MetaSection, task: SyntheticTask, inits: list[str]
+PAPER = {"inner_dropout": True, "query_dropout": True, "center_features": False}
+#: Named episode configurations compared by ``picomaml bench meta`` (overrides of the
+#: ``meta`` section): the paper's heads, Proto-MAML as the issue measured it, and the
+#: shipped default with one change at a time.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "paper-zeros": {"output_init": "zeros", **PAPER},
+    "paper-xavier": {"output_init": "xavier", **PAPER},
+    "persistent": {"output_init": "persistent", **PAPER},
+    "prototypes-paper-dropout": {"output_init": "prototypes", **PAPER},
+    "default": {},
+    "default+inner-dropout": {"inner_dropout": True},
+    "default+query-dropout": {"query_dropout": True},
+    "default-no-centring": {"center_features": False},
+}
+
+
+def compare_variants(
+    meta: MetaSection, task: SyntheticTask, names: list[str]
 ) -> dict[str, dict[str, Any]]:
-    """:func:`run_synthetic` for each ``meta.output_init`` in ``inits``, same task."""
-    return {init: run_synthetic(replace(meta, output_init=init), task) for init in inits}
+    """:func:`run_synthetic` for each named variant of :data:`VARIANTS`, same task."""
+    return {name: run_synthetic(replace(meta, **VARIANTS[name]), task) for name in names}
 
 
-__all__ = ["SyntheticTask", "compare_inits", "run_synthetic"]
+def summary_line(name: str, result: dict[str, Any]) -> str:
+    """One table row: held-out query loss and accuracy at the start and the end."""
+    a, b = result["initial"], result["final"]
+    return (
+        f"| {name} | {a['query_loss']:.3f} | {b['query_loss']:.3f} | {a['query_acc']:.3f} | "
+        f"{b['query_acc']:.3f} | {result['chance_loss']:.3f} |"
+    )
+
+
+__all__ = ["VARIANTS", "SyntheticTask", "compare_variants", "run_synthetic", "summary_line"]
