@@ -24,6 +24,7 @@ from picomaml.pretrain.maml import (
     feature_collapse,
     init_output_layer,
     prototype_loo_logits,
+    unit_rms,
     window_features,
 )
 from picomaml.pretrain.smlmt import Episode, SMLMTSampler
@@ -97,7 +98,7 @@ def _reference(backbone: nn.Module, head: MetaHead, ep: Episode, cfg: MetaSectio
 
 
 def test_gradients_equal_hand_computed_first_order_update() -> None:
-    ep, cfg = _episode(), _cfg(output_init="zeros", center_features=False)
+    ep, cfg = _episode(), _cfg(output_init="zeros", center_features=False, normalize_features=False)
     backbone, head = _backbone(), _head()
     ref_backbone, ref_head = copy.deepcopy(backbone), copy.deepcopy(head)
     before = [w.detach().clone() for w in head.parameters()]
@@ -305,7 +306,7 @@ def test_support_acc_before_is_leave_one_out_for_prototypes() -> None:
     _, metrics = episode_loss(backbone, head, ep, cfg)
     with torch.no_grad():
         s = window_features(backbone, _t(ep.support_ids), _t(ep.support_mask), "mask")
-        body = body_forward(s, head.body_params(), None)
+        body = body_forward(unit_rms(s - s.mean(0)), head.body_params(), None)  # the defaults
     want = prototype_loo_logits(body, _t(ep.support_labels), 4).argmax(1) == _t(ep.support_labels)
     assert float(metrics["support_acc_before"]) == pytest.approx(float(want.float().mean()))
     assert float(metrics["chance_acc"]) == pytest.approx(0.25)
@@ -380,7 +381,14 @@ def test_centering_ignores_a_direction_shared_by_every_window() -> None:
     for a, b in zip(results[0][1], results[1][1], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
     raw, _ = adapt_and_query(
-        _head(), s + shift, s_lab, q + shift, q_lab, _cfg(center_features=False), ways=4, seed=3
+        _head(),
+        s + shift,
+        s_lab,
+        q + shift,
+        q_lab,
+        _cfg(center_features=False),
+        ways=4,
+        seed=3,
     )
     assert abs(float(raw.detach()) - float(results[0][0])) > 0.1
 
@@ -392,3 +400,23 @@ def test_collapse_statistic_reads_the_raw_features() -> None:
     labels = torch.arange(4).repeat(2)
     _, metrics = adapt_and_query(_head(), s, labels, s.clone(), labels, _cfg(), ways=4, seed=0)
     assert float(metrics["feature_cosine"]) > 0.99
+
+
+def test_normalizing_makes_the_episode_blind_to_feature_length() -> None:
+    """Scaled-up features (a backbone growing its final norm's gain) change nothing."""
+    torch.manual_seed(0)
+    s, q = torch.randn(8, D), torch.randn(8, D)
+    labels = torch.arange(4).repeat(2)
+    losses = []
+    for scale in (1.0, 30.0):
+        loss, _ = adapt_and_query(_head(), scale * s, labels, scale * q, labels, _cfg(), ways=4,
+                                  seed=1)  # fmt: skip
+        losses.append(float(loss.detach()))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    raw = [
+        float(adapt_and_query(_head(), k * s, labels, k * q, labels,
+                              _cfg(normalize_features=False), ways=4, seed=1)[0].detach())
+        for k in (1.0, 30.0)
+    ]  # fmt: skip
+    assert raw[1] > 2 * raw[0]
+    torch.testing.assert_close(unit_rms(3 * s).square().mean(1), torch.ones(8), rtol=1e-4, atol=0)

@@ -37,6 +37,10 @@ The contract (what the trainer relies on)::
   support and query feature before the head: a direction shared by all windows (what a
   collapsed backbone produces) carries no class information but inflates the prototype
   logits quadratically, which made meta-training diverge in docs/pretraining.md's tests.
+  With ``meta.normalize_features`` each (centred) feature is then scaled to unit RMS: the
+  prototype logits are squared distances, so a backbone that lengthens its features
+  (e.g. by growing its final norm's gain) makes them arbitrarily confident; on a real
+  backbone the query loss exploded to 14 nats within 200 steps without this.
 * Dropout in the head (``meta.head_dropout``) is active in the inner loop with
   ``meta.inner_dropout`` and on the query pass with ``meta.query_dropout``; masks are
   drawn from ``episode.seed``
@@ -264,6 +268,11 @@ def feature_collapse(x: Tensor, labels: Tensor, ways: int) -> tuple[Tensor, Tens
     return cosine, share
 
 
+def unit_rms(x: Tensor, eps: float = 1e-6) -> Tensor:
+    """Each row scaled to root-mean-square 1 (the direction kept, the length dropped)."""
+    return x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps)
+
+
 def window_features(backbone: nn.Module, ids: Tensor, mask: Tensor, representation: str) -> Tensor:
     """One feature vector per window, read from the final hidden states ``[n, W, d]``.
 
@@ -373,6 +382,8 @@ def adapt_and_query(
         if cfg.center_features:
             centre = s_feat.mean(0)
             s_feat, q_feat = s_feat - centre, q_feat - centre
+        if cfg.normalize_features:
+            s_feat, q_feat = unit_rms(s_feat), unit_rms(q_feat)
         fast = [w.detach().clone() for w in params0]
         with torch.no_grad():
             body0 = body_forward(s_feat, fast[: 2 * layers], None)
@@ -496,5 +507,6 @@ __all__ = [
     "head_forward",
     "init_output_layer",
     "prototype_loo_logits",
+    "unit_rms",
     "window_features",
 ]

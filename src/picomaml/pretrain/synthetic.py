@@ -142,6 +142,8 @@ def run_synthetic(meta: MetaSection, task: SyntheticTask) -> dict[str, Any]:
                 "head_dropout",
                 "inner_dropout",
                 "query_dropout",
+                "center_features",
+                "normalize_features",
                 "output_init",
             )
         },
@@ -155,7 +157,12 @@ def run_synthetic(meta: MetaSection, task: SyntheticTask) -> dict[str, Any]:
     }
 
 
-PAPER = {"inner_dropout": True, "query_dropout": True, "center_features": False}
+PAPER = {
+    "inner_dropout": True,
+    "query_dropout": True,
+    "center_features": False,
+    "normalize_features": False,
+}
 #: Named episode configurations compared by ``picomaml bench meta`` (overrides of the
 #: ``meta`` section): the paper's heads, Proto-MAML as the issue measured it, and the
 #: shipped default with one change at a time.
@@ -168,6 +175,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default+inner-dropout": {"inner_dropout": True},
     "default+query-dropout": {"query_dropout": True},
     "default-no-centring": {"center_features": False},
+    "default-no-normalizing": {"normalize_features": False},
 }
 
 
