@@ -306,7 +306,8 @@ def test_support_acc_before_is_leave_one_out_for_prototypes() -> None:
     _, metrics = episode_loss(backbone, head, ep, cfg)
     with torch.no_grad():
         s = window_features(backbone, _t(ep.support_ids), _t(ep.support_mask), "mask")
-        body = body_forward(unit_rms(s - s.mean(0)), head.body_params(), None)  # the defaults
+        z = unit_rms(s)
+        body = body_forward(z - z.mean(0), head.body_params(), None)  # the default preparation
     want = prototype_loo_logits(body, _t(ep.support_labels), 4).argmax(1) == _t(ep.support_labels)
     assert float(metrics["support_acc_before"]) == pytest.approx(float(want.float().mean()))
     assert float(metrics["chance_acc"]) == pytest.approx(0.25)
@@ -372,9 +373,8 @@ def test_centering_ignores_a_direction_shared_by_every_window() -> None:
     results = []
     for offset in (torch.zeros(D), shift):
         head = _head()
-        loss, _ = adapt_and_query(
-            head, s + offset, s_lab, q + offset, q_lab, _cfg(), ways=4, seed=3
-        )
+        cfg = _cfg(normalize_features=False)  # centring alone
+        loss, _ = adapt_and_query(head, s + offset, s_lab, q + offset, q_lab, cfg, ways=4, seed=3)
         loss.backward()
         results.append((loss.detach(), [p.grad.clone() for p in head.parameters()]))
     torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-4)

@@ -3,9 +3,9 @@
 The setting is the paper's episode (32-way, 4-shot, 4 queries, 10 SGD steps at 1e-3,
 the 4 x 128 body) on tiny's width (96), with weak class signal (SNR 0.2) and a strong
 direction shared by every window, as an early backbone produces. Margins come from
-measurement (seeds 0-2, 300 outer episodes): the default went from 3.18-3.23 to
-2.92-3.09 held-out query loss (ln 32 = 3.466) and reached accuracy 0.22-0.23; ``zeros``
-stayed at 3.36-3.40 with accuracy 0.05-0.08.
+measurement (seeds 0-2, 300 outer episodes): the default went from 3.42-3.43 to
+2.71-2.77 held-out query loss (ln 32 = 3.466) and reached accuracy 0.25-0.27; ``zeros``
+stayed at 3.42-3.44 with accuracy 0.04-0.05.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def test_the_defaults_are_the_measured_ones() -> None:
 def test_default_episode_learns_well_below_chance(default_run: dict) -> None:
     ln_n = math.log(32)
     final, initial = default_run["final"], default_run["initial"]
-    assert final["query_loss"] < ln_n - 0.3
-    assert final["query_loss"] < initial["query_loss"] - 0.08  # meta-training helped
+    assert final["query_loss"] < ln_n - 0.5
+    assert final["query_loss"] < initial["query_loss"] - 0.4  # meta-training did it
     assert final["query_acc"] > 5 * default_run["chance_acc"]
 
 

@@ -231,8 +231,8 @@ class MetaSection:
     feature is read (see :func:`picomaml.pretrain.maml.window_features`);
     ``inner_dropout`` and ``query_dropout`` apply ``head_dropout`` in the inner loop and on
     the query pass (off by default: measured to slow meta-learning); ``center_features``
-    subtracts the support set's mean feature first and ``normalize_features`` then scales
-    each feature to unit RMS (see :mod:`picomaml.pretrain.maml`); ``loss_weight`` scales
+    subtracts the support set's mean feature, after ``normalize_features`` scaled each
+    feature to unit RMS (see :mod:`picomaml.pretrain.maml`); ``loss_weight`` scales
     the meta loss in the outer update. Candidate words are
     word-initial vocabulary tokens whose count in the SMLMT token pool lies in
     ``[min_word_count, max_word_frequency * pool_tokens]``; with ``whole_words`` an

@@ -33,14 +33,15 @@ The contract (what the trainer relies on)::
   ``sum(CE over the shard) * world_size / (N*Q)``, so *averaging* gradients across
   ranks (what DDP does; do the same for the head, e.g. ``all_reduce`` mean of the head
   grads, since the head sits outside DDP) equals the single-process gradient.
-* With ``meta.center_features`` the support set's mean feature is subtracted from every
-  support and query feature before the head: a direction shared by all windows (what a
-  collapsed backbone produces) carries no class information but inflates the prototype
-  logits quadratically, which made meta-training diverge in docs/pretraining.md's tests.
-  With ``meta.normalize_features`` each (centred) feature is then scaled to unit RMS: the
-  prototype logits are squared distances, so a backbone that lengthens its features
-  (e.g. by growing its final norm's gain) makes them arbitrarily confident; on a real
-  backbone the query loss exploded to 14 nats within 200 steps without this.
+* Feature preparation, before the head: with ``meta.normalize_features`` every support
+  and query feature is scaled to unit RMS, then with ``meta.center_features`` the support
+  set's mean feature is subtracted from all of them. Why: prototype logits are squared
+  distances, so a backbone that lengthens its features (e.g. by growing its final norm's
+  gain) makes them arbitrarily confident (on a real backbone the query loss exploded to
+  14 nats within 200 steps), and a direction shared by every window (what a collapsed
+  backbone produces) carries no class information but inflates the logits too.
+  Normalising first (not after centring) keeps a collapsed set's residuals small, so the
+  meta-gradient rewards spreading the features rather than amplifying their residue.
 * Dropout in the head (``meta.head_dropout``) is active in the inner loop with
   ``meta.inner_dropout`` and on the query pass with ``meta.query_dropout``; masks are
   drawn from ``episode.seed``
@@ -379,11 +380,11 @@ def adapt_and_query(
         s_feat, q_feat = s_feat.float(), q_feat.float()
         with torch.no_grad():
             cosine, share = feature_collapse(s_feat, s_labels, ways)  # before centring
+        if cfg.normalize_features:
+            s_feat, q_feat = unit_rms(s_feat), unit_rms(q_feat)
         if cfg.center_features:
             centre = s_feat.mean(0)
             s_feat, q_feat = s_feat - centre, q_feat - centre
-        if cfg.normalize_features:
-            s_feat, q_feat = unit_rms(s_feat), unit_rms(q_feat)
         fast = [w.detach().clone() for w in params0]
         with torch.no_grad():
             body0 = body_forward(s_feat, fast[: 2 * layers], None)
