@@ -76,14 +76,19 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
                 rw = row_weight[start:stop, None]  # [c, 1]
                 logits = h @ w.T if b is None else torch.addmm(b, h, w.T)  # [c, V]
                 logits = logits.float()
-                lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # [c, 1]
-                nll = lse - logits.gather(1, t)  # [c, 1]
+                # log-sum-exp written over the logits in place, so one [c, V] float32
+                # buffer is all a chunk holds (torch.logsumexp would allocate another).
+                target_logit = logits.gather(1, t)  # [c, 1]
+                row_max = logits.amax(dim=-1, keepdim=True)  # [c, 1]
+                p = logits.sub_(row_max).exp_()  # [c, V], exp(logit - max)
+                norm = p.sum(dim=-1, keepdim=True)  # [c, 1]
+                nll = norm.log() + row_max - target_logit  # [c, 1]
                 total += (nll * rw).sum()
                 if not (need_h or need_w or need_b):
+                    del logits, p
                     continue
-                # d(sum of weighted nll)/d logits = (softmax - one_hot) * row weight,
-                # written over the float32 logits in place.
-                g = logits.sub_(lse).exp_()  # [c, V]
+                # d(sum of weighted nll)/d logits = (softmax - one_hot) * row weight.
+                g = p.div_(norm)  # [c, V], the softmax
                 g.scatter_add_(1, t, torch.full_like(rw, -1.0))
                 g.mul_(rw)
                 g_c = g.to(dtype)  # [c, V]
@@ -95,6 +100,7 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
                     grad_w += (g_c.T @ h).float()  # [V, d], rounded once per chunk
                 if grad_b is not None:
                     grad_b += g.sum(0)  # [V]
+                del logits, p, g, g_c  # free this chunk before the next one is allocated
         ctx.save_for_backward(grad_h, grad_w, grad_b)
         ctx.dtypes = (weight.dtype, bias.dtype if bias is not None else None)  # type: ignore[attr-defined]
         return total
