@@ -32,6 +32,7 @@ def _pretrain(args: argparse.Namespace) -> int:
         iters=args.iters,
         peak=args.peak_tflops,
         compile=args.compile,
+        compile_backend=args.compile_backend,
         ar_loss_impl=args.ar_loss,
         memory=args.memory,
         vs_pico_train=args.vs_pico_train,
@@ -122,6 +123,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         choices=["auto", "off", "on", "both"],
         help="measure eager and/or compiled blocks (auto: both on CUDA, eager on CPU)",
+    )
+    p.add_argument(
+        "--compile-backend",
+        default="inductor",
+        help="torch.compile backend of the compiled mode (default inductor; eager: tracing only)",
     )
     p.add_argument(
         "--ar-loss",

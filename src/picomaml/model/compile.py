@@ -42,11 +42,14 @@ def resolve_compile(setting: CompileSetting, device: torch.device | str) -> bool
     return setting
 
 
-def compile_blocks(model: nn.Module, *, mode: str | None = None) -> nn.Module:
+def compile_blocks(
+    model: nn.Module, *, mode: str | None = None, backend: str = "inductor"
+) -> nn.Module:
     """Compile every block of ``model.layers`` in place and return ``model``.
 
-    ``mode`` is passed to ``torch.compile`` (e.g. ``"max-autotune"``); ``None`` is the
-    default mode. Calling it twice is harmless (the blocks are recompiled lazily).
+    ``mode`` and ``backend`` are passed to ``torch.compile`` (``backend="eager"`` traces
+    without generating code: a quick check that tracing works). Calling it twice is
+    harmless (the blocks are recompiled lazily).
     """
     layers = getattr(model, "layers", None)
     if not isinstance(layers, nn.ModuleList) or len(layers) == 0:
@@ -54,7 +57,7 @@ def compile_blocks(model: nn.Module, *, mode: str | None = None) -> nn.Module:
             f"compile_blocks: {type(model).__name__} has no transformer blocks in .layers"
         )
     for block in layers:
-        block.compile(dynamic=False, mode=mode)
+        block.compile(dynamic=False, mode=mode, backend=backend)
     return model
 
 

@@ -117,7 +117,6 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
         return out_h, out_w, out_b, None, None, None, None, None
 
 
-@torch.compiler.disable
 def linear_cross_entropy(
     hidden: Tensor,
     weight: Tensor,
@@ -133,8 +132,8 @@ def linear_cross_entropy(
     ``hidden`` is ``[..., d]``, ``targets`` the matching ``[...]`` class ids, ``weight``
     ``[V, d]``. Rows whose target is ``ignore_index`` add nothing; ``reduction`` is
     ``"mean"`` (over the other rows, as :func:`torch.nn.functional.cross_entropy`) or
-    ``"sum"``. Not compiled (``torch.compiler.disable``): its Python loop over chunks
-    would be unrolled into the graph for no gain. Double backward is not supported.
+    ``"sum"``. Double backward is not supported. :func:`picomaml.model.compile.compile_blocks`
+    leaves it eager: its Python loop over chunks would only be unrolled into a graph.
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"linear_cross_entropy: reduction must be mean or sum, got {reduction!r}")

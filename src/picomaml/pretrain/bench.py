@@ -178,6 +178,7 @@ def run_bench(
     model: nn.Module | None = None,
     peak: float | None = None,
     compile: CompileModes = "auto",
+    compile_backend: str = "inductor",
     ar_loss_impl: ArLossImpl = "chunked",
     memory: bool = True,
     vs_pico_train: str | Path | None = None,
@@ -192,7 +193,8 @@ def run_bench(
     the tier's ``PicoDecoder`` (tests use a tiny one). ``peak`` (TFLOP/s) overrides the
     device's data-sheet peak for the AR branch's model FLOP utilisation (MFU).
 
-    ``compile`` picks the modes measured (:func:`compile_modes`); the top-level ``ar``,
+    ``compile`` picks the modes measured (:func:`compile_modes`), ``compile_backend`` the
+    ``torch.compile`` backend of the compiled one; the top-level ``ar``,
     ``maml`` and ratio are those of the mode ``runtime.compile: auto`` would use, when
     measured. ``ar_loss_impl="full"`` times the pre-chunking AR loss (whole logits).
     ``memory`` adds each branch's peak memory (:mod:`picomaml.pretrain.bench_memory`).
@@ -244,7 +246,10 @@ def run_bench(
     ar_rows = torch.from_numpy(pool_rows[:rows, : seq_len + 1].copy()).to(dev)
     _, dtype = autocast_context(dev)
 
-    models = {m: model if m == "eager" else compile_blocks(copy.deepcopy(model)) for m in modes}
+    models = {
+        m: model if m == "eager" else compile_blocks(copy.deepcopy(model), backend=compile_backend)
+        for m in modes
+    }
     n_params = sum(p.numel() for p in model.parameters())
     device_name = torch.cuda.get_device_name(dev) if cuda else "cpu"
     flops_per_token = model_flops_per_token(model.config, seq_len)
@@ -261,7 +266,8 @@ def run_bench(
         if memory:
             spec = {
                 "config": config_dict(model.config), "compiled": mode == "compiled",
-                "seed": seed, "threads": torch.get_num_threads(),
+                "compile_backend": compile_backend, "seed": seed,
+                "threads": torch.get_num_threads(),
             }  # fmt: skip
             ar_spec = MemorySpec(branch="ar", ar_loss=ar_loss_impl, rows=ar_rows.cpu(), **spec)
             maml_spec = MemorySpec(
@@ -325,6 +331,7 @@ def run_bench(
             "pool": source,
             "ar_loss": ar_loss_impl,
             "compile_modes": modes,
+            "compile_backend": compile_backend if "compiled" in modes else None,
         },
         "mode": mode,
         "ar": results[mode]["ar"],

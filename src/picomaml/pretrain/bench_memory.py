@@ -67,6 +67,7 @@ class MemorySpec:
     seed: int
     threads: int
     ar_loss: ArLossImpl = "chunked"
+    compile_backend: str = "inductor"
     rows: torch.Tensor | None = None  # AR rows [B, L+1]
     meta: dict[str, Any] | None = None  # MetaSection fields
     episode: Episode | None = None
@@ -91,7 +92,7 @@ def _build_step(spec: MemorySpec) -> Step:
     torch.manual_seed(spec.seed)
     model = PicoDecoder(PicoConfig(**spec.config)).train()
     if spec.compiled:
-        compile_blocks(model)
+        compile_blocks(model, backend=spec.compile_backend)
     device = torch.device("cpu")
     if spec.branch == "ar":
         assert spec.rows is not None
