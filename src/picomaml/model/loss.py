@@ -87,10 +87,10 @@ class _ChunkedLinearCrossEntropy(torch.autograd.Function):
                 if not (need_h or need_w or need_b):
                     del logits, p
                     continue
-                # d(sum of weighted nll)/d logits = (softmax - one_hot) * row weight.
-                g = p.div_(norm)  # [c, V], the softmax
-                g.scatter_add_(1, t, torch.full_like(rw, -1.0))
-                g.mul_(rw)
+                # d(sum of weighted nll)/d logits = (softmax - one_hot) * row weight, in
+                # two passes: p * (row weight / norm), then - row weight at the targets.
+                g = p.mul_(rw / norm)  # [c, V]
+                g.scatter_add_(1, t, -rw)
                 g_c = g.to(dtype)  # [c, V]
                 if grad_h is not None:
                     grad_h[start:stop] = g_c @ w  # [c, d]
