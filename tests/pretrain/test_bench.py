@@ -218,6 +218,7 @@ def test_vs_pico_train_with_a_fake_checkout(tmp_path: Path) -> None:
     assert vs["speedup"]["eager"] == pytest.approx(
         vs["seconds"]["pico_train"] / vs["seconds"]["eager"]
     )
+    assert set(vs["speedup_of_cpu_seconds"]) == {"eager", "eager_full_logits"}
     assert vs["speedup_of_minimums"]["eager"] == pytest.approx(
         min(vs["all_seconds"]["pico_train"]) / min(vs["all_seconds"]["eager"])
     )

@@ -390,8 +390,11 @@ def main(
         print(f"  compile speed-up: AR {sp['ar']:.2f}x, MAML {sp['maml']:.2f}x")
     vs = report["vs_pico_train"]
     if vs is not None:
+        cpu = vs["speedup_of_cpu_seconds"] or {}
         ratios = ", ".join(
-            f"{n} {x:.2f}x (of minimums {vs['speedup_of_minimums'][n]:.2f}x)"
+            f"{n} {x:.2f}x (of minimums {vs['speedup_of_minimums'][n]:.2f}x"
+            + (f", of CPU seconds {cpu[n]:.2f}x" if n in cpu else "")
+            + ")"
             for n, x in vs["speedup"].items()
         )
         print(
