@@ -31,9 +31,10 @@ CompileSetting = bool | Literal["auto"]
 def resolve_compile(setting: CompileSetting, device: torch.device | str) -> bool:
     """Whether to compile on ``device``: ``auto`` means on CUDA only.
 
-    CPU stays eager under ``auto`` because inductor did not make the tiny and small
-    tiers faster on the 2-core CPU we measured on (docs/pretraining.md, Benchmarks),
-    and compiling costs tens of seconds per run there.
+    CPU stays eager under ``auto``: on the 2-core CPU we measured, compiled blocks were
+    not clearly faster at the tiny tier (the CPU presets' tier), only at small, and
+    compiling costs about a minute per run there (docs/pretraining.md, Throughput and
+    memory).
     """
     if setting == "auto":
         return torch.device(device).type == "cuda"

@@ -25,7 +25,7 @@ IGNORE_INDEX = -100
 
 # Rows per chunk: enough rows for an efficient matmul, few enough that one chunk's
 # float32 logits (rows x V x 4 bytes, ~50 MB at V = 50,304) stay small next to the
-# activations of a micro-batch. Measured on CPU in docs/pretraining.md (Benchmarks).
+# activations of a micro-batch. On CPU, 128 to 1,024 rows ran within noise of each other.
 DEFAULT_CHUNK_ROWS = 256
 
 
