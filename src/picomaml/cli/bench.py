@@ -31,6 +31,14 @@ def _pretrain(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         iters=args.iters,
         peak=args.peak_tflops,
+        compile=args.compile,
+        compile_backend=args.compile_backend,
+        ar_loss_impl=args.ar_loss,
+        memory=args.memory,
+        vs_pico_train=args.vs_pico_train,
+        vs_batch=args.vs_batch,
+        vs_seq_len=args.vs_seq_len,
+        vs_repeats=args.vs_repeats,
     )
     return 0
 
@@ -109,6 +117,50 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="device peak (TFLOP/s) for the MFU; default: the bf16 data-sheet peak of known GPUs",
+    )
+    p.add_argument(
+        "--compile",
+        default="auto",
+        choices=["auto", "off", "on", "both"],
+        help="measure eager and/or compiled blocks (auto: both on CUDA, eager on CPU)",
+    )
+    p.add_argument(
+        "--compile-backend",
+        default="inductor",
+        help="torch.compile backend of the compiled mode (default inductor; eager: tracing only)",
+    )
+    p.add_argument(
+        "--ar-loss",
+        default="chunked",
+        choices=["chunked", "full"],
+        help="AR loss: chunked (the trainer's) or full (whole logits, the old path)",
+    )
+    p.add_argument(
+        "--no-memory",
+        dest="memory",
+        action="store_false",
+        help="skip the peak-memory measurement (on CPU it runs a fresh process per figure)",
+    )
+    p.add_argument(
+        "--vs-pico-train",
+        default=None,
+        metavar="SRC",
+        help="pico-train source checkout: also time its decoder's AR step in this process",
+    )
+    p.add_argument(
+        "--vs-batch", type=int, default=None, help="rows for --vs-pico-train (default: AR rows)"
+    )
+    p.add_argument(
+        "--vs-seq-len",
+        type=int,
+        default=None,
+        help="tokens per row for --vs-pico-train (default: --seq-len)",
+    )
+    p.add_argument(
+        "--vs-repeats",
+        type=int,
+        default=5,
+        help="interleaved timed repeats per side for --vs-pico-train (default 5)",
     )
     p.set_defaults(func=_pretrain)
 

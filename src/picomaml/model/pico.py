@@ -28,6 +28,7 @@ from torch import nn
 from picomaml.errors import PicomamlError
 from picomaml.fileio import write_text, write_with
 from picomaml.layout import PICO_CONFIG, PICO_WEIGHTS
+from picomaml.model.loss import linear_cross_entropy
 
 TIERS: dict[str, int] = {"tiny": 96, "small": 384, "medium": 768, "large": 1536}
 HF_PREFIX = "pico_decoder."
@@ -270,10 +271,21 @@ class PicoDecoder(nn.Module):
         return self.output_norm(x)  # [B, T, d]
 
     def forward(
-        self, input_ids: torch.Tensor, return_hidden: bool = False
+        self,
+        input_ids: torch.Tensor,
+        return_hidden: bool = False,
+        targets: torch.Tensor | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Logits [B, T, V] (float32, as pico-train), plus hidden states [B, T, d] on request."""
+        """Logits [B, T, V] (float32, as pico-train), plus hidden states [B, T, d] on request.
+
+        With ``targets`` [B, T] it returns only the mean cross-entropy, computed chunk by
+        chunk so the [B, T, V] logits never exist (:mod:`picomaml.model.loss`). It is an
+        argument of ``forward`` so that wrappers that act on forward calls (Fabric's
+        precision autocast, DDP) cover the loss too.
+        """
         hidden = self.hidden_states(input_ids)  # [B, T, d]
+        if targets is not None:
+            return linear_cross_entropy(hidden, self.de_embedding_proj.weight, targets)
         logits = self.de_embedding_proj(hidden).float()  # [B, T, V]
         return (logits, hidden) if return_hidden else logits
 
@@ -365,6 +377,7 @@ def save_pico(model: PicoDecoder, folder: str | Path) -> Path:
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper: save the plain names
     tensors = {
         HF_PREFIX + name: t.detach().to("cpu", torch.float32).contiguous()
         for name, t in model.state_dict().items()

@@ -10,17 +10,25 @@ forward only, and its head only ever sees one feature vector per window.
 
 The AR branch also reports its model FLOP utilisation: achieved model FLOP/s
 (:func:`model_flops_per_token` x tokens/s) over the device's bf16 peak.
+
+Each branch is measured eager and/or with compiled blocks (:func:`compile_modes`),
+with its peak memory per micro-batch (:mod:`picomaml.pretrain.bench_memory`); with a
+pico-train checkout, the AR step is also timed against pico-train's own decoder in the
+same process (:mod:`picomaml.pretrain.bench_pico_train`).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import functools
 import gzip
 import json
 import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -29,11 +37,26 @@ from torch import nn
 from picomaml.data.tokenizer import EOS_ID, MASK_ID, load_tokenizer
 from picomaml.errors import PicomamlError
 from picomaml.fileio import write_json
-from picomaml.model import PicoConfig, PicoDecoder, config_for, count_parameters
+from picomaml.model import PicoConfig, PicoDecoder, config_dict, config_for, count_parameters
+from picomaml.model.compile import compile_blocks
+from picomaml.pretrain.bench_memory import (
+    CUDA_METHOD,
+    MemorySpec,
+    cpu_peak_bytes,
+    cuda_peak_bytes,
+)
+from picomaml.pretrain.bench_pico_train import compare, load_pico_train
+from picomaml.pretrain.bench_steps import (
+    ArLossImpl,
+    Step,
+    autocast_context,
+    make_ar_step,
+    make_maml_step,
+)
 from picomaml.pretrain.config import MetaSection
-from picomaml.pretrain.maml import MetaHead, episode_loss
+from picomaml.pretrain.maml import MetaHead
 from picomaml.pretrain.smlmt import Episode, decode_vocab
-from picomaml.pretrain.steps import ar_loss, build_sampler
+from picomaml.pretrain.steps import build_sampler
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, matched
 # against torch.cuda.get_device_name(); anything else needs --peak-tflops for an MFU.
@@ -73,10 +96,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _time(fn: Callable[[int], None], warmup: int, iters: int, device: torch.device) -> float:
-    """Median seconds per call of ``fn(i)`` over ``iters`` calls after ``warmup`` calls."""
+def _time(
+    fn: Callable[[int], None], warmup: int, iters: int, device: torch.device
+) -> tuple[float, float]:
+    """Median seconds per call of ``fn(i)`` over ``iters`` calls after ``warmup`` calls,
+    and the total seconds of the warm-up calls (where compilation happens)."""
+    _sync(device)
+    start = time.perf_counter()
     for i in range(warmup):
         fn(i)
+    _sync(device)
+    warmup_s = time.perf_counter() - start
     times = []
     for i in range(iters):
         _sync(device)
@@ -84,7 +114,7 @@ def _time(fn: Callable[[int], None], warmup: int, iters: int, device: torch.devi
         fn(warmup + i)
         _sync(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(times), warmup_s
 
 
 def _token_pool(
@@ -111,6 +141,27 @@ def _token_pool(
     return rng.integers(1000, 3000, size=n_tokens), vocab, "synthetic"
 
 
+CompileModes = Literal["auto", "off", "on", "both"]
+
+
+def compile_modes(setting: CompileModes, device: torch.device) -> list[str]:
+    """Which of ``eager`` and ``compiled`` to measure: ``auto`` = both on CUDA, eager on CPU
+    (compiling takes tens of seconds on a small CPU and did not pay off there)."""
+    if setting == "auto":
+        return ["eager", "compiled"] if device.type == "cuda" else ["eager"]
+    return {"off": ["eager"], "on": ["compiled"], "both": ["eager", "compiled"]}[setting]
+
+
+def _memory(
+    step: Step,
+    dev: torch.device,
+    spec: MemorySpec,
+) -> tuple[int | None, str]:
+    if dev.type == "cuda":
+        return cuda_peak_bytes(step, dev), CUDA_METHOD
+    return cpu_peak_bytes(spec)
+
+
 def run_bench(
     *,
     size: str = "tiny",
@@ -126,6 +177,14 @@ def run_bench(
     data_dir: Path | None = None,
     model: nn.Module | None = None,
     peak: float | None = None,
+    compile: CompileModes = "auto",
+    compile_backend: str = "inductor",
+    ar_loss_impl: ArLossImpl = "chunked",
+    memory: bool = True,
+    vs_pico_train: str | Path | None = None,
+    vs_batch: int | None = None,
+    vs_seq_len: int | None = None,
+    vs_repeats: int = 5,
 ) -> dict[str, Any]:
     """Time AR and MAML micro-batches at equal token counts; returns the JSON report.
 
@@ -133,12 +192,24 @@ def run_bench(
     CPU 8 ways, 1 and 3 (a CPU run then takes one to two minutes). ``model`` replaces
     the tier's ``PicoDecoder`` (tests use a tiny one). ``peak`` (TFLOP/s) overrides the
     device's data-sheet peak for the AR branch's model FLOP utilisation (MFU).
+
+    ``compile`` picks the modes measured (:func:`compile_modes`), ``compile_backend`` the
+    ``torch.compile`` backend of the compiled one; the top-level ``ar``,
+    ``maml`` and ratio are those of the mode ``runtime.compile: auto`` would use, when
+    measured. ``ar_loss_impl="full"`` times the pre-chunking AR loss (whole logits).
+    ``memory`` adds each branch's peak memory (:mod:`picomaml.pretrain.bench_memory`).
+    ``vs_pico_train`` (a pico-train checkout) adds a same-process AR speed ratio against
+    its decoder on ``vs_batch x vs_seq_len`` tokens (default: the AR micro-batch); with
+    the chunked loss, our eager model with the full-logits loss is timed there too.
     """
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cuda = dev.type == "cuda"
     ways = ways or (32 if cuda else 8)
     warmup = (2 if cuda else 1) if warmup is None else warmup
     iters = (5 if cuda else 3) if iters is None else iters
+    modes = compile_modes(compile, dev)
+    if vs_pico_train is not None:
+        load_pico_train(vs_pico_train)  # a bad checkout fails now, not after the timings
     episode_tokens = ways * (shots + queries) * window
     if episode_tokens % seq_len:
         raise PicomamlError(
@@ -146,9 +217,14 @@ def run_bench(
             f"are not a multiple of --seq-len {seq_len}; pick sizes that divide"
         )
     rows = episode_tokens // seq_len
+    vs_batch, vs_seq_len = vs_batch or rows, vs_seq_len or seq_len
     torch.manual_seed(seed)
     if model is None:
-        model = PicoDecoder(config_for(size, max_seq_len=max(seq_len, window)))
+        model = PicoDecoder(config_for(size, max_seq_len=max(seq_len, window, vs_seq_len)))
+    if vs_pico_train is not None and vs_seq_len > model.config.max_seq_len:
+        raise PicomamlError(
+            f"bench: --vs-seq-len {vs_seq_len} exceeds the model window {model.config.max_seq_len}"
+        )
     model = model.to(dev).train()
     meta = MetaSection(
         enabled=True, ways=ways, shots=shots, queries=queries, window=window,
@@ -156,11 +232,11 @@ def run_bench(
         max_word_frequency=1e-3,
         pool_tokens=None,
     )  # fmt: skip
-    d_model = model.hidden_states(torch.zeros(1, 2, dtype=torch.long, device=dev)).shape[-1]
-    head = MetaHead.from_config(d_model, meta).to(dev)
-    params = list(model.parameters()) + list(head.parameters())
+    head = MetaHead.from_config(model.config.d_model, meta).to(dev)
 
-    pool, vocab, source = _token_pool(data_dir, max(400_000, 4 * episode_tokens), seed)
+    pool, vocab, source = _token_pool(
+        data_dir, max(400_000, 4 * episode_tokens, 2 * vs_batch * (vs_seq_len + 1)), seed
+    )
     width = max(seq_len + 1, window)
     pool_rows = pool[: pool.size // width * width].reshape(-1, width)
     sampler = build_sampler(meta, pool_rows, vocab, MASK_ID)
@@ -169,36 +245,76 @@ def run_bench(
     episodes: list[Episode] = [sampler.sample(rng) for _ in range(warmup + iters)]
     sample_s = (time.perf_counter() - start) / len(episodes)
     ar_rows = torch.from_numpy(pool_rows[:rows, : seq_len + 1].copy()).to(dev)
+    _, dtype = autocast_context(dev)
 
-    bf16 = dev.type == "cuda" and torch.cuda.is_bf16_supported()
-    dtype = torch.bfloat16 if bf16 else torch.float32
-
-    def autocast():
-        return torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16)
-
-    def zero() -> None:
-        for p in params:
-            p.grad = None
-
-    def ar_step(_: int) -> None:
-        zero()
-        with autocast():
-            loss = ar_loss(model, ar_rows)
-        loss.backward()
-
-    def maml_step(i: int) -> None:
-        zero()
-        with autocast():
-            loss, _ = episode_loss(model, head, episodes[i], meta)
-        loss.backward()
-
-    ar_s = _time(ar_step, warmup, iters, dev)
-    maml_s = _time(maml_step, warmup, iters, dev)
+    models = {
+        m: model if m == "eager" else compile_blocks(copy.deepcopy(model), backend=compile_backend)
+        for m in modes
+    }
     n_params = sum(p.numel() for p in model.parameters())
-    device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
+    device_name = torch.cuda.get_device_name(dev) if cuda else "cpu"
     flops_per_token = model_flops_per_token(model.config, seq_len)
-    achieved = episode_tokens / ar_s * flops_per_token / 1e12
     peak_value, peak_source = peak_tflops(device_name, peak)
+    results: dict[str, dict[str, Any]] = {}
+    method = None
+    for mode, m in models.items():
+        ar_step = make_ar_step(m, ar_rows, dev, ar_loss_impl)
+        maml_step = make_maml_step(m, head, episodes, meta, dev)
+        ar_s, ar_first = _time(ar_step, warmup, iters, dev)
+        maml_s, maml_first = _time(maml_step, warmup, iters, dev)
+        achieved = episode_tokens / ar_s * flops_per_token / 1e12
+        ar_mem = maml_mem = None
+        if memory:
+            spec = {
+                "config": config_dict(model.config), "compiled": mode == "compiled",
+                "compile_backend": compile_backend, "seed": seed,
+                "threads": torch.get_num_threads(),
+            }  # fmt: skip
+            ar_spec = MemorySpec(branch="ar", ar_loss=ar_loss_impl, rows=ar_rows.cpu(), **spec)
+            maml_spec = MemorySpec(
+                branch="maml", meta=dataclasses.asdict(meta), episode=episodes[0], **spec
+            )
+            ar_mem, method = _memory(ar_step, dev, ar_spec)
+            maml_mem, method = _memory(maml_step, dev, maml_spec)
+        results[mode] = {
+            "ar": {
+                "seconds": ar_s,
+                "tokens_per_s": episode_tokens / ar_s,
+                "warmup_seconds": ar_first,
+                "peak_memory_bytes": ar_mem,
+                "model_flops_per_token": flops_per_token,
+                "achieved_tflops": achieved,
+                "peak_tflops": peak_value,
+                "peak_source": peak_source,
+                "mfu": achieved / peak_value if peak_value else None,
+            },
+            "maml": {
+                "seconds": maml_s,
+                "tokens_per_s": episode_tokens / maml_s,
+                "warmup_seconds": maml_first,
+                "peak_memory_bytes": maml_mem,
+                "episode_sampling_seconds": sample_s,
+            },
+            "maml_over_ar_time": maml_s / ar_s,
+        }
+    default_mode = "compiled" if cuda else "eager"
+    mode = default_mode if default_mode in results else modes[0]
+    both = len(results) == 2
+    vs = None
+    if vs_pico_train is not None:
+        flat = pool[: vs_batch * (vs_seq_len + 1)].reshape(vs_batch, vs_seq_len + 1)
+        vs_rows = torch.from_numpy(flat.copy()).to(dev)
+        ours = {}
+        for name, m in models.items():
+            step = make_ar_step(m, vs_rows, dev, ar_loss_impl)
+            ours[name] = functools.partial(step, 0)
+        if ar_loss_impl == "chunked" and "eager" in models:  # before/after, same process
+            ours["eager_full_logits"] = functools.partial(
+                make_ar_step(models["eager"], vs_rows, dev, "full"), 0
+            )
+        vs = compare(
+            vs_pico_train, ours, model, vs_rows, dev, repeats=vs_repeats, warmup=max(warmup, 1)
+        )
     return {
         "device": device_name,
         "dtype": str(dtype).replace("torch.", ""),
@@ -218,25 +334,30 @@ def run_bench(
             "warmup": warmup,
             "iters": iters,
             "pool": source,
+            "ar_loss": ar_loss_impl,
+            "compile_modes": modes,
+            "compile_backend": compile_backend if "compiled" in modes else None,
         },
-        "ar": {
-            "seconds": ar_s,
-            "tokens_per_s": episode_tokens / ar_s,
-            "model_flops_per_token": flops_per_token,
-            "achieved_tflops": achieved,
-            "peak_tflops": peak_value,
-            "peak_source": peak_source,
-            "mfu": achieved / peak_value if peak_value else None,
-        },
-        "maml": {
-            "seconds": maml_s,
-            "tokens_per_s": episode_tokens / maml_s,
-            "episode_sampling_seconds": sample_s,
-        },
-        "maml_over_ar_time": maml_s / ar_s,
+        "mode": mode,
+        "ar": results[mode]["ar"],
+        "maml": results[mode]["maml"],
+        "maml_over_ar_time": results[mode]["maml_over_ar_time"],
         "target_ratio": 1.5,
-        "meets_target": maml_s / ar_s <= 1.5,
+        "meets_target": results[mode]["maml_over_ar_time"] <= 1.5,
+        "modes": results,
+        "compile_speedup": {
+            b: results["eager"][b]["seconds"] / results["compiled"][b]["seconds"]
+            for b in ("ar", "maml")
+        }
+        if both
+        else None,
+        "memory_method": method,
+        "vs_pico_train": vs,
     }
+
+
+def _mib(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / 2**20:,.0f} MiB"
 
 
 def main(
@@ -246,17 +367,41 @@ def main(
     data_dir: Path | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Run the bench, print a one-line summary per branch and write the JSON to ``out``."""
+    """Run the bench, print a summary line per measured mode and write the JSON to ``out``."""
     report = run_bench(size=size, data_dir=data_dir, **kwargs)
+    cfg = report["config"]
     print(
         f"pretrain bench ({report['device']}, {report['dtype']}, {size}, "
-        f"{report['config']['tokens_per_microbatch']} tokens/micro-batch): "
-        f"AR {report['ar']['tokens_per_s']:,.0f} tok/s, "
-        f"MAML {report['maml']['tokens_per_s']:,.0f} tok/s, "
-        f"MAML/AR time {report['maml_over_ar_time']:.2f} (target <= 1.5); "
-        f"AR {report['ar']['achieved_tflops']:.3g} TFLOP/s"
-        + (f", MFU {100 * report['ar']['mfu']:.1f}%" if report["ar"]["mfu"] is not None else "")
+        f"{cfg['tokens_per_microbatch']} tokens/micro-batch, AR loss {cfg['ar_loss']}):"
     )
+    for mode, r in report["modes"].items():
+        mfu = r["ar"]["mfu"]
+        print(
+            f"  {mode}: AR {r['ar']['tokens_per_s']:,.0f} tok/s "
+            f"(peak {_mib(r['ar']['peak_memory_bytes'])}), "
+            f"MAML {r['maml']['tokens_per_s']:,.0f} tok/s "
+            f"(peak {_mib(r['maml']['peak_memory_bytes'])}), "
+            f"MAML/AR time {r['maml_over_ar_time']:.2f} (target <= 1.5); "
+            f"AR {r['ar']['achieved_tflops']:.3g} TFLOP/s"
+            + (f", MFU {100 * mfu:.1f}%" if mfu is not None else "")
+        )
+    if report["compile_speedup"] is not None:
+        sp = report["compile_speedup"]
+        print(f"  compile speed-up: AR {sp['ar']:.2f}x, MAML {sp['maml']:.2f}x")
+    vs = report["vs_pico_train"]
+    if vs is not None:
+        cpu = vs["speedup_of_cpu_seconds"] or {}
+        ratios = ", ".join(
+            f"{n} {x:.2f}x (of minimums {vs['speedup_of_minimums'][n]:.2f}x"
+            + (f", of CPU seconds {cpu[n]:.2f}x" if n in cpu else "")
+            + ")"
+            for n, x in vs["speedup"].items()
+        )
+        print(
+            f"  vs pico-train's decoder, AR step {vs['batch']} x {vs['seq_len']} tokens, "
+            f"{vs['repeats']} interleaved repeats, ratio of medians: {ratios} "
+            f"(above 1: ours faster; max logit difference {vs['max_abs_logit_diff']:.2g})"
+        )
     if out is not None:
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -265,4 +410,4 @@ def main(
     return report
 
 
-__all__ = ["main", "run_bench"]
+__all__ = ["compile_modes", "main", "run_bench"]

@@ -117,12 +117,17 @@ class DataSection:
 
 @dataclass
 class RuntimeSection:
-    """Lightning Fabric launch settings (the CLI flags ``--devices`` etc. override these)."""
+    """Lightning Fabric launch settings (the CLI flags ``--devices`` etc. override these).
+
+    ``compile``: ``torch.compile`` the decoder's blocks (:mod:`picomaml.model.compile`);
+    ``auto`` = on CUDA only.
+    """
 
     accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto"
     devices: int | str = 1
     num_nodes: int = 1
     strategy: Literal["auto", "ddp", "fsdp", "single_device"] = "auto"
+    compile: bool | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         _check(self.num_nodes >= 1, "runtime.num_nodes", "an integer >= 1", self.num_nodes)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from picomaml.pretrain.config import MetaSection
@@ -24,14 +23,14 @@ def ar_loss(model: nn.Module, rows: Tensor) -> Tensor:
     """Mean next-token cross-entropy of packed ``rows[B, L+1]``.
 
     Inputs are ``rows[:, :-1]`` and targets ``rows[:, 1:]`` (so every row of ``L+1``
-    tokens yields ``L`` predictions). The loss is taken in float32 whatever the logits'
-    dtype, because a bf16 log-softmax over 50k classes loses precision.
+    tokens yields ``L`` predictions). ``model(ids, targets=...)`` returns the loss
+    (:meth:`picomaml.model.PicoDecoder.forward`): it is computed chunk by chunk, so the
+    ``[B*L, V]`` logits are never held at once, with the softmax in float32 whatever the
+    compute dtype, because a bf16 log-softmax over 50k classes loses precision.
     """
     if rows.dim() != 2 or rows.shape[1] < 2:
         raise ValueError(f"ar_loss: expected rows [B, L+1] with L >= 1, got {tuple(rows.shape)}")
-    out = model(rows[:, :-1])
-    logits = out[0] if isinstance(out, tuple) else out
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), rows[:, 1:].reshape(-1))
+    return model(rows[:, :-1], targets=rows[:, 1:])
 
 
 def build_sampler(
