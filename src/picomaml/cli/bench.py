@@ -55,7 +55,8 @@ def _meta(args: argparse.Namespace) -> int:
         summary_line,
     )
 
-    unknown = [v for v in args.variants if v not in VARIANTS]
+    names = args.variants or list(VARIANTS)
+    unknown = [v for v in names if v not in VARIANTS]
     if unknown:
         raise PicomamlError(
             f"bench meta: unknown variant(s) {', '.join(unknown)}; expected {', '.join(VARIANTS)}"
@@ -74,7 +75,7 @@ def _meta(args: argparse.Namespace) -> int:
     )
     print("|---|---|---|---|---|---|")
     results = {}
-    for name in args.variants:
+    for name in names:
         results.update(compare_variants(meta, task, [name]))
         print(summary_line(name, results[name]), flush=True)
     if args.out:
@@ -175,11 +176,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument(
         "--variants",
         nargs="+",
-        default=["paper-zeros", "paper-xavier", "persistent", "prototypes-paper-dropout",
-                 "default", "default+inner-dropout", "default+query-dropout",
-                 "default-no-centring"],
-        help="named configurations (see picomaml.pretrain.synthetic.VARIANTS)",
-    )  # fmt: skip
+        default=None,
+        help="named configurations (default: all of picomaml.pretrain.synthetic.VARIANTS)",
+    )
     m.add_argument("--ways", type=int, default=32)
     m.add_argument("--shots", type=int, default=4)
     m.add_argument("--queries", type=int, default=4)
