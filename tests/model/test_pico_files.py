@@ -132,13 +132,58 @@ def _edit_config(folder: Path, **changes: object) -> None:
         ({"n_layers": ...}, "missing key.*n_layers"),
         ({"model_type": "llama"}, "model_type is 'llama'"),
         ({"attention_n_heads": 5}, "config.json: d_model=48 is not divisible"),
+        # One case per validation rule: the config.json key is named, with what was expected.
+        ({"d_model": -96}, "config.json: d_model must be a positive integer, got -96"),
+        ({"n_layers": 0}, "config.json: n_layers must be a positive integer, got 0"),
+        ({"attention_n_heads": 0}, "config.json: attention_n_heads must be a positive integer"),
+        ({"attention_n_kv_heads": -4}, "attention_n_kv_heads must be a positive integer, got -4"),
+        ({"vocab_size": 0}, "config.json: vocab_size must be a positive integer, got 0"),
+        ({"max_seq_len": -1}, "config.json: max_seq_len must be a positive integer, got -1"),
+        ({"activation_hidden_dim": 0}, "activation_hidden_dim must be a positive integer, got 0"),
+        ({"norm_eps": 0.0}, "config.json: norm_eps must be a positive finite number, got 0.0"),
+        ({"norm_eps": float("nan")}, "norm_eps must be a positive finite number, got nan"),
+        ({"position_emb_theta": -1.0}, "position_emb_theta must be a positive finite number"),
+        ({"position_emb_theta": float("inf")}, "position_emb_theta must be a positive finite"),
+        (
+            {"attention_n_heads": 12, "attention_n_kv_heads": 5},
+            "config.json: attention_n_heads=12 is not divisible by attention_n_kv_heads=5",
+        ),
+        (
+            {"d_model": 36, "attention_n_heads": 12, "activation_hidden_dim": None},
+            "config.json: head width d_model / attention_n_heads = 3 must be even",
+        ),
     ],
 )
 def test_bad_config_json_names_file_and_key(tmp_path: Path, changes: dict, message: str) -> None:
     save_pico(_model(), tmp_path / "m")
     _edit_config(tmp_path / "m", **changes)
-    with pytest.raises(PicomamlError, match=message):
+    with pytest.raises(PicomamlError, match=message) as err:
         load_pico(tmp_path / "m")
+    assert "\n" not in str(err.value)
+    with pytest.raises(PicomamlError, match=message):
+        read_pico_config(tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    "fields,message",
+    [
+        ({"d_model": 0}, "d_model must be a positive integer, got 0"),
+        ({"n_heads": 0}, "n_heads must be a positive integer, got 0"),
+        ({"n_kv_heads": 0}, "n_kv_heads must be a positive integer, got 0"),
+        ({"n_layers": -1}, "n_layers must be a positive integer, got -1"),
+        ({"d_model": 96.0}, "d_model must be a positive integer, got 96.0"),
+        ({"n_layers": True}, "n_layers must be a positive integer, got True"),
+        ({"activation_hidden_dim": -384}, "activation_hidden_dim must be a positive integer"),
+        ({"norm_eps": -1e-6}, "norm_eps must be a positive finite number, got -1e-06"),
+        ({"rope_theta": 0}, "rope_theta must be a positive finite number, got 0"),
+        ({"d_model": 100}, "d_model=100 is not divisible by n_heads=12"),
+        ({"n_kv_heads": 5}, "n_heads=12 is not divisible by n_kv_heads=5"),
+        ({"d_model": 36}, "head width d_model / n_heads = 3 must be even"),
+    ],
+)
+def test_pico_config_checks_every_field(fields: dict, message: str) -> None:
+    with pytest.raises(PicomamlError, match=message):
+        PicoConfig(**fields)
 
 
 def test_unparsable_files_are_clear_errors(tmp_path: Path) -> None:

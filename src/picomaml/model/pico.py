@@ -17,8 +17,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,19 +52,7 @@ class PicoConfig:
     activation_hidden_dim: int | None = None
 
     def __post_init__(self) -> None:
-        if self.d_model % self.n_heads:
-            raise PicomamlError(
-                f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}"
-            )
-        if self.n_heads % self.n_kv_heads:
-            raise PicomamlError(
-                f"n_heads={self.n_heads} is not divisible by n_kv_heads={self.n_kv_heads}"
-            )
-        if self.head_dim % 2:
-            raise PicomamlError(f"head width {self.head_dim} must be even for RoPE")
-        for name in ("n_layers", "vocab_size", "max_seq_len"):
-            if getattr(self, name) < 1:
-                raise PicomamlError(f"{name} must be positive, got {getattr(self, name)}")
+        check_config_fields(dataclasses.asdict(self))
 
     @property
     def head_dim(self) -> int:
@@ -71,6 +62,64 @@ class PicoConfig:
     def hidden_dim(self) -> int:
         """SwiGLU width: 4 d unless set explicitly."""
         return self.activation_hidden_dim or 4 * self.d_model
+
+
+SIZE_FIELDS = (
+    "d_model",
+    "n_layers",
+    "n_heads",
+    "n_kv_heads",
+    "vocab_size",
+    "max_seq_len",
+    "activation_hidden_dim",
+)
+POSITIVE_REAL_FIELDS = ("norm_eps", "rope_theta")
+
+
+def check_config_fields(values: Mapping[str, Any], names: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`PicomamlError` naming the first field a Pico model cannot be built from.
+
+    Checked before any tensor exists, so a bad ``config.json`` is one clear line instead of
+    a ZeroDivisionError or a negative-size tensor deep in the constructor. ``names`` maps a
+    field to the name its source uses (``n_heads`` -> ``attention_n_heads`` in config.json).
+    ``activation_hidden_dim`` may be None (4 d).
+    """
+    names = names or {}
+
+    def name(field: str) -> str:
+        return names.get(field, field)
+
+    for field in SIZE_FIELDS:
+        value = values.get(field)
+        if value is None and field == "activation_hidden_dim":
+            continue
+        if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+            raise PicomamlError(f"{name(field)} must be a positive integer, got {value!r}")
+    for field in POSITIVE_REAL_FIELDS:
+        value = values.get(field)
+        if (
+            not isinstance(value, numbers.Real)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise PicomamlError(f"{name(field)} must be a positive finite number, got {value!r}")
+    d, heads, kv = (int(values[f]) for f in ("d_model", "n_heads", "n_kv_heads"))
+    if d % heads:
+        raise PicomamlError(
+            f"d_model={d} is not divisible by {name('n_heads')}={heads} "
+            "(each attention head gets d_model / heads dimensions)"
+        )
+    if heads % kv:
+        raise PicomamlError(
+            f"{name('n_heads')}={heads} is not divisible by {name('n_kv_heads')}={kv} "
+            "(each key/value head serves the same number of query heads)"
+        )
+    if (d // heads) % 2:
+        raise PicomamlError(
+            f"head width d_model / {name('n_heads')} = {d // heads} must be even: "
+            "RoPE rotates pairs of dimensions"
+        )
 
 
 def config_for(size: str, **overrides: object) -> PicoConfig:
@@ -328,6 +377,7 @@ HF_TO_FIELD: dict[str, tuple[str, type]] = {
     "position_emb_theta": ("rope_theta", float),
 }
 OPTIONAL_HF_KEYS = {"attention_n_kv_heads", "activation_hidden_dim"}
+FIELD_TO_HF = {field: key for key, (field, _) in HF_TO_FIELD.items()}
 
 
 def read_pico_config(folder: str | Path) -> PicoConfig:
@@ -364,6 +414,7 @@ def read_pico_config(folder: str | Path) -> PicoConfig:
     if fields.get("activation_hidden_dim") == 4 * fields["d_model"]:
         del fields["activation_hidden_dim"]  # the default width, read back as None
     try:
+        check_config_fields(fields, FIELD_TO_HF)
         return PicoConfig(**fields)  # type: ignore[arg-type]
     except PicomamlError as exc:
         raise PicomamlError(f"{path}: {exc}") from exc
