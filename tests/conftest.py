@@ -56,3 +56,31 @@ def tokenizer():
     from picomaml.data.tokenizer import load_tokenizer
 
     return load_tokenizer(real_data_root()[0] or FIXTURE_DATA)
+
+
+@pytest.fixture(scope="session")
+def tiny_ner_run(fixture_data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished head-regime fine-tuning run on a seeded random 2-layer backbone (seconds).
+
+    Shared and read-only: a test that damages a file copies the run first.
+    """
+    import torch
+
+    from picomaml.config import load_config
+    from picomaml.model import PicoConfig, PicoDecoder, save_pico
+    from picomaml.ner.config import FinetuneConfig
+    from picomaml.ner.finetune import finetune
+
+    root = tmp_path_factory.mktemp("tiny_ner_run")
+    torch.manual_seed(0)
+    config = PicoConfig(d_model=48, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=64)
+    save_pico(PicoDecoder(config), root / "backbone")
+    overrides = ["source=sk_snk", "max_train_sentences=16", "max_dev_sentences=16", "epochs=1"]
+    overrides += ["batch_size=8", "device=cpu", f"backbone={root / 'backbone'}"]
+    finetune(
+        load_config(FinetuneConfig, None, overrides),
+        root / "run",
+        data_dir=fixture_data_root,
+        log=None,
+    )
+    return root / "run"

@@ -15,8 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tag",
         help="tag text with a fine-tuned run",
         description=(
-            "One sentence per line (each TEXT argument is one line). Words: whitespace "
-            "tokenisation with punctuation split off. Empty lines are skipped with a note on "
+            "One sentence per line (each TEXT argument is one line), Unicode NFC-normalised "
+            "unless --no-normalize. Words: whitespace tokenisation with punctuation split off, "
+            "never inside a grapheme cluster (an accented letter, an emoji with its modifiers); "
+            "zero-width characters are never words. Empty lines are skipped with a note on "
             "stderr. Long sentences are windowed internally: every word gets a tag."
         ),
     )
@@ -25,6 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--file", help="UTF-8 text file, one sentence per line")
     p.add_argument("--json", action="store_true", help="JSON lines: words, tags, entities")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument(
+        "--no-normalize",
+        dest="normalize",
+        action="store_false",
+        help="keep the text's Unicode form (default: NFC, as the UNER training text)",
+    )
     p.set_defaults(func=_run, trailing_into="text")
 
 
@@ -47,14 +55,14 @@ def _read_lines(args: argparse.Namespace) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     from picomaml.cli.common import data_root
     from picomaml.ner.evaluate import load_run
-    from picomaml.ner.tag import format_result, tag_lines
+    from picomaml.ner.tag import format_result, split_words, tag_lines
 
     lines = _read_lines(args)
-    if not any(line.strip() for line in lines):
-        raise PicomamlError("tag: no text to tag (all input lines are empty)")
+    if not any(split_words(line) for line in lines):
+        raise PicomamlError("tag: no text to tag (all input lines are empty or invisible)")
     loaded = load_run(args.run_dir, device=args.device, data_dir=data_root(args))
-    result = tag_lines(loaded, lines)
+    result = tag_lines(loaded, lines, normalize=args.normalize)
     for n in result.skipped_lines:
-        print(f"picomaml tag: line {n} is empty, skipped", file=sys.stderr)
+        print(f"picomaml tag: line {n} has no words, skipped", file=sys.stderr)
     print(format_result(result, args.json))
     return 0

@@ -1,11 +1,20 @@
-"""Tag raw text with a fine-tuned run (``picomaml tag``).
+r"""Tag raw text with a fine-tuned run (``picomaml tag``).
 
-Input is one sentence per line. Words are found by :func:`split_words`: whitespace
-tokenisation, then punctuation split off as separate words, keeping word-internal hyphens,
-apostrophes and dots (``mag-aral``, ``O'Brien``, ``U.S``, ``3.14``) inside the word. A line
-that is empty or only whitespace has no words: it is skipped (``tag_lines`` reports it) and
-produces no output. Sentences longer than the model window are split into overlapping
-windows internally, so every word gets a tag.
+Input is one sentence per line, NFC-normalised by default (so a decomposed "Nin\u0303o"
+reads as the "Niño" the UNER training data spells). Words are found by :func:`split_words`:
+whitespace tokenisation, then punctuation split off as separate words, keeping word-internal
+hyphens, apostrophes and dots (``mag-aral``, ``O'Brien``, ``U.S``, ``3.14``) inside the word.
+Splitting works on grapheme clusters (``regex``'s ``\X``), never inside one: a base letter
+keeps its combining marks whether or not the text was normalised, and an emoji with a skin
+tone, a flag or a ZWJ sequence is one token. Invisible characters are never words: a
+zero-width space separates words (it is a word boundary in Unicode's UAX #29), other
+default-ignorable characters standing alone (BOM, ZWJ, word joiner, soft hyphen, ...) are
+dropped. A line that is empty, or holds only whitespace and invisible characters, has no
+words: it is skipped (``tag_lines`` reports it) and produces no output. Sentences longer than
+the model window are split into overlapping windows internally, so every word gets a tag.
+
+The text output aligns the tag column by display width (:func:`display_width`), measured per
+grapheme cluster with the same ``regex`` Unicode tables that split the words.
 
 Entity spans are read from the tags with seqeval's default (conlleval) convention, the same
 as the headline evaluation numbers.
@@ -14,18 +23,67 @@ as the headline evaluation numbers.
 from __future__ import annotations
 
 import json
-import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import regex
+
 from picomaml.ner.metrics import sentence_entities
 
-_WORD_RE = re.compile(r"\w+(?:['’\-.]\w+)*|[^\w\s]", re.UNICODE)
+# A grapheme cluster whose first character is a letter, digit, mark or underscore: the unit
+# of a word. Anything else that is not a space (punctuation, symbols, emoji) is a one-cluster
+# token of its own.
+_WORD_CLUSTER = r"(?:(?=[\p{L}\p{N}\p{M}_])\X)"
+_WORD_RE = regex.compile(rf"{_WORD_CLUSTER}+(?:['’\-.]{_WORD_CLUSTER}+)*|(?:(?!\s)\X)")
+_CLUSTER_RE = regex.compile(r"\X")
+_INVISIBLE_RE = regex.compile(r"\p{Default_Ignorable_Code_Point}+")
+_ZERO_WIDTH_SPACE = "\u200b"
+# East Asian Wide/Fullwidth characters and emoji presentation (VS16 included) take two cells.
+_WIDE_RE = regex.compile(
+    r"[\p{East_Asian_Width=Wide}\p{East_Asian_Width=Fullwidth}\p{Emoji_Presentation}\uFE0F]"
+)
+_ZERO_WIDTH_RE = regex.compile(r"[\p{M}\p{Default_Ignorable_Code_Point}\p{Cc}]+")
+
+
+def normalize_text(line: str) -> str:
+    """Unicode NFC: composed letters, as UNER's text (and so the trained model) spells them."""
+    return unicodedata.normalize("NFC", line)
+
+
+def _drop_invisible(line: str) -> str:
+    """A zero-width space becomes a space; other invisible characters without a base go.
+
+    Invisible characters that extend a visible base (the ZWJ of an emoji sequence, a
+    variation selector, a ZWNJ inside a Persian word) belong to its cluster and stay; those
+    that stand alone or follow a space (where Unicode attaches them to the space) go.
+    """
+    kept = []
+    for cluster in _CLUSTER_RE.findall(line.replace(_ZERO_WIDTH_SPACE, " ")):
+        if cluster[0].isspace() or _INVISIBLE_RE.match(cluster):
+            cluster = _INVISIBLE_RE.sub("", cluster)
+        kept.append(cluster)
+    return "".join(kept)
 
 
 def split_words(line: str) -> list[str]:
-    """Whitespace tokenisation with punctuation split off (see the module docstring)."""
-    return _WORD_RE.findall(line)
+    """Grapheme-aware whitespace tokenisation with punctuation split off (module docstring)."""
+    return _WORD_RE.findall(_drop_invisible(line))
+
+
+def display_width(text: str) -> int:
+    """Terminal cells ``text`` takes: 2 per wide or emoji cluster, 0 per invisible one, else 1.
+
+    Measured per grapheme cluster, so a skin-tone emoji or a ZWJ family counts 2 (not the sum
+    of its code points) and a letter with combining marks counts 1.
+    """
+    width = 0
+    for cluster in _CLUSTER_RE.findall(text):
+        if _WIDE_RE.search(cluster):
+            width += 2
+        elif not _ZERO_WIDTH_RE.fullmatch(cluster):
+            width += 1
+    return width
 
 
 @dataclass
@@ -47,9 +105,13 @@ class TaggedSentence:
         }
 
     def to_text(self) -> str:
-        """Human format: ``word<TAB>tag`` lines, then one line listing the entity spans."""
-        width = max((len(w) for w in self.words), default=0)
-        rows = [f"{w.ljust(width)}  {t}" for w, t in zip(self.words, self.tags, strict=True)]
+        """Human format: ``word  tag`` lines (tags aligned by display width), then the entities."""
+        widths = [display_width(w) for w in self.words]
+        column = max(widths, default=0)
+        rows = [
+            f"{w}{' ' * (column - n)}  {t}"
+            for w, n, t in zip(self.words, widths, self.tags, strict=True)
+        ]
         spans = "; ".join(
             f'{e["type"]} "{e["text"]}" [{e["start"]}:{e["end"]}]' for e in self.entities
         )
@@ -74,9 +136,17 @@ class TagResult:
     skipped_lines: list[int]
 
 
-def tag_lines(loaded, lines: Iterable[str]) -> TagResult:  # loaded: evaluate.LoadedRun
-    """Tag each non-empty line (one sentence per line); empty lines are skipped and reported."""
-    numbered = [(i, split_words(line)) for i, line in enumerate(lines, 1)]
+def tag_lines(
+    loaded,  # evaluate.LoadedRun
+    lines: Iterable[str],
+    normalize: bool = True,
+) -> TagResult:
+    """Tag each non-empty line (one sentence per line); empty lines are skipped and reported.
+
+    ``normalize=False`` keeps the text's own Unicode form (``tag --no-normalize``).
+    """
+    prepared = (normalize_text(line) if normalize else line for line in lines)
+    numbered = [(i, split_words(line)) for i, line in enumerate(prepared, 1)]
     skipped = [i for i, words in numbered if not words]
     todo = [(i, words) for i, words in numbered if words]
     tags = loaded.predict([words for _, words in todo]) if todo else []
