@@ -56,12 +56,16 @@ def load_head(run_dir: Path, d_model: int, constraints: bool) -> CRFTagger:
     if not path.is_file():
         raise PicomamlError(f"run dir {run_dir} is missing {CRF_HEAD}")
     tagger = build_tagger(d_model, constraints)
-    state = load_file(str(path))
+    try:
+        state = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for bad files
+        raise PicomamlError(f"{path}: cannot read safetensors file ({exc})") from exc
     try:
         tagger.load_state_dict(state)
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # torch's message spans lines; the CLI prints one
+        detail = " ".join(str(exc).split())
         raise PicomamlError(
-            f"{path}: does not fit a CRF head with d_model {d_model} ({exc})"
+            f"{path}: does not fit a CRF head with d_model {d_model} ({detail})"
         ) from exc
     return tagger
 
