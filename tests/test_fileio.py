@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -11,6 +12,7 @@ import pytest
 from picomaml.errors import PicomamlError
 from picomaml.fileio import (
     append_jsonl,
+    append_text,
     atomic_writer,
     read_json,
     read_jsonl,
@@ -73,3 +75,70 @@ def test_jsonl_round_trip_and_bad_line(tmp_path) -> None:
     with pytest.raises(PicomamlError, match=r"x\.json: not valid JSON"):
         read_json(tmp_path / "x.json")
     assert json.loads((tmp_path / "m.jsonl").read_text().splitlines()[0]) == {"step": 1}
+
+
+def test_native_writer_failures_become_os_errors_naming_the_target(tmp_path) -> None:
+    from safetensors import SafetensorError
+
+    path = tmp_path / "model.safetensors"
+
+    def rust_disk_full(tmp) -> None:
+        tmp.write_bytes(b"partial")
+        raise SafetensorError("Error while serializing: I/O error: No space left (os error 28)")
+
+    with pytest.raises(OSError) as info:
+        write_with(path, rust_disk_full)
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(path))
+    assert info.value.strerror == os.strerror(errno.ENOSPC)
+
+    def torch_failed(tmp) -> None:
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    with pytest.raises(OSError) as info:
+        write_with(path, torch_failed)
+    assert (info.value.errno, info.value.filename) == (errno.EIO, str(path))
+    assert "unexpected pos 704" in info.value.strerror
+
+    def bug(tmp) -> None:
+        raise TypeError("not an I/O failure")
+
+    with pytest.raises(TypeError):  # a programming error stays what it is
+        write_with(path, bug)
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_write_on_an_open_file_names_the_target(tmp_path, monkeypatch) -> None:
+    from tests.cli.diskfull import full_disk
+
+    path = tmp_path / "r.json"
+    with full_disk(monkeypatch, "r.json", room=5), pytest.raises(OSError) as info:
+        write_json(path, {"key": "value"})
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(path))
+    assert os.listdir(tmp_path) == []
+
+
+def test_append_is_whole_lines_or_nothing(tmp_path, monkeypatch) -> None:
+    from tests.cli.diskfull import full_disk
+
+    path = tmp_path / "metrics.jsonl"
+    append_jsonl(path, {"step": 1})
+    before = path.read_bytes()
+    with full_disk(monkeypatch, "metrics.jsonl", room=4), pytest.raises(OSError) as info:
+        append_jsonl(path, {"step": 2, "loss": 1.5})
+    assert info.value.filename == str(path) and path.read_bytes() == before
+    append_text(path, '{"step": 2}\n')
+    assert read_jsonl(path) == [{"step": 1}, {"step": 2}]
+
+
+def test_native_writers_get_the_umask_mode_too(tmp_path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    old = os.umask(0o022)
+    try:
+        write_with(tmp_path / "w.safetensors", lambda t: save_file({"x": torch.zeros(2)}, str(t)))
+        write_with(tmp_path / "s.pt", lambda t: torch.save({"x": 1}, t))
+    finally:
+        os.umask(old)
+    for name in ("w.safetensors", "s.pt"):  # safetensors alone makes 0600 files
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644

@@ -7,15 +7,30 @@ cannot cross file systems), optionally ``fsync`` it, then ``os.replace`` it over
 Temporary files are created with the default permissions (``0o666`` less the umask), not the
 ``0o600`` that :func:`tempfile.mkstemp` gives, so results stay readable by a shared group.
 
+A write that fails (disk full, permission denied, read-only file system) raises
+:class:`OSError` naming the *target* path, never the temporary one and never no path at all
+(a failed ``write`` on an open file carries no name); the CLI prints it as one line. Writers
+in C++ or Rust (``torch.save``, safetensors) report such failures as their own exception
+types; :func:`write_with` turns those into :class:`OSError` too. Nothing is left behind: the
+temporary file is removed and an existing target keeps its old content.
+
+Streams: a file written over minutes (``train_log.jsonl``) goes through :func:`atomic_writer`
+like any other and appears only when complete. An append-only log that lives across runs
+(pretraining ``metrics.jsonl``, resumed runs append to it) cannot be renamed on every line;
+:func:`append_jsonl` writes each record as one whole line and, when the write fails, cuts the
+file back to its previous length, so the log only ever holds complete records.
+
 Readers raise :class:`PicomamlError` naming the file (and line, for JSON lines) instead of a
 bare decoding traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
+import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,10 +60,36 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def naming(exc: OSError, path: str | Path, tmp: str | Path | None = None) -> OSError:
+    """``exc`` as an :class:`OSError` naming ``path``: unchanged when it already names a file
+    other than ``tmp``, else a new one (same errno and cause) with ``path`` as its file name."""
+    if exc.filename is not None and (tmp is None or str(exc.filename) != str(tmp)):
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+
+
+def _native_error(exc: BaseException, path: Path) -> OSError | None:
+    """A native writer's failure (torch.save raises RuntimeError, safetensors its own
+    SafetensorError) as an :class:`OSError` naming ``path``; None for other exceptions."""
+    try:
+        from safetensors import SafetensorError
+    except ImportError:  # pragma: no cover - every supported safetensors exports it
+        SafetensorError = RuntimeError  # noqa: N806
+    if not isinstance(exc, (RuntimeError, SafetensorError)):
+        return None
+    detail = " ".join(str(exc).split())
+    found = re.search(r"os error (\d+)", detail)
+    if found:
+        code = int(found.group(1))
+        return OSError(code, os.strerror(code), str(path))
+    return OSError(errno.EIO, f"write failed ({detail})", str(path))
+
+
 @contextmanager
 def atomic_path(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
     """Yield a temporary path for a writer that wants a file name (safetensors, torch.save);
-    on success it replaces ``path``, on failure it is removed."""
+    on success it replaces ``path``, on failure it is removed (an :class:`OSError` is raised
+    again naming ``path``)."""
     path = Path(path)
     tmp = temp_path(path)
     try:
@@ -60,6 +101,12 @@ def atomic_path(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
             finally:
                 os.close(fd)
         os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        named = naming(exc, path, tmp)
+        if named is exc:
+            raise
+        raise named from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -106,9 +153,27 @@ def write_json(
 
 
 def write_with(path: str | Path, write: Callable[[Path], None], *, fsync: bool = False) -> None:
-    """Replace ``path`` atomically with what ``write(tmp_path)`` writes."""
+    """Replace ``path`` atomically with what ``write(tmp_path)`` writes.
+
+    The file gets the mode an ordinary new file gets here (``0o666`` less the umask) even when
+    the writer makes its own owner-only file and renames it into place (safetensors does).
+    """
     with atomic_path(path, fsync=fsync) as tmp:
-        write(tmp)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            mode = os.fstat(fd).st_mode & 0o7777
+        finally:
+            os.close(fd)
+        try:
+            write(tmp)
+            os.chmod(tmp, mode)
+        except OSError:
+            raise
+        except Exception as exc:
+            native = _native_error(exc, Path(path))
+            if native is None:
+                raise
+            raise native from exc
 
 
 def read_json(path: str | Path) -> Any:
@@ -143,10 +208,37 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return list(iter_jsonl(path))
 
 
+def append_text(path: str | Path, text: str) -> None:
+    """Append ``text`` (UTF-8) to a log that grows while its run is alive.
+
+    It is written unbuffered as a whole; when that fails (disk full) the file is cut back to
+    its length before, so a reader never meets half a line.
+    """
+    path = Path(path)
+    data = text.encode("utf-8")
+    try:
+        with open(path, "ab", buffering=0) as fh:
+            size = fh.seek(0, os.SEEK_END)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = fh.write(view)
+                    if not written:
+                        raise OSError(errno.EIO, "the write made no progress")
+                    view = view[written:]
+            except OSError:
+                fh.truncate(size)
+                raise
+    except OSError as exc:
+        named = naming(exc, path)
+        if named is exc:
+            raise
+        raise named from exc
+
+
 def append_jsonl(path: str | Path, record: Any) -> None:
-    """Append one record to a JSON-lines log (a log grows while its run is alive)."""
-    with Path(path).open("a", encoding="utf-8") as fh:
-        fh.write(jsonl_line(record))
+    """Append one record to a JSON-lines log, whole or not at all (see :func:`append_text`)."""
+    append_text(path, jsonl_line(record))
 
 
 def write_jsonl(path: str | Path, records: Iterable[Any], *, fsync: bool = False) -> None:
@@ -158,10 +250,12 @@ def write_jsonl(path: str | Path, records: Iterable[Any], *, fsync: bool = False
 
 __all__ = [
     "append_jsonl",
+    "append_text",
     "atomic_path",
     "atomic_writer",
     "iter_jsonl",
     "jsonl_line",
+    "naming",
     "read_json",
     "read_jsonl",
     "temp_path",

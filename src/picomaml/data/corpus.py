@@ -46,6 +46,7 @@ import torch
 
 from picomaml.data.tokenizer import EOS_ID
 from picomaml.errors import PicomamlError
+from picomaml.fileio import atomic_writer
 
 CACHE_ENV = "PICOMAML_CACHE"
 CACHE_VERSION = 1
@@ -246,9 +247,8 @@ def load_document_stream(
     if use_cache:
         try:
             cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache_file.with_name(f"{cache_file.stem}.{os.getpid()}.tmp.npy")
-            np.save(tmp, stream)
-            os.replace(tmp, cache_file)
+            with atomic_writer(cache_file, "wb") as fh:
+                np.save(fh, stream)
         except OSError as exc:
             raise PicomamlError(
                 f"cannot write the token cache under {cache_file.parent} ({exc}); set "

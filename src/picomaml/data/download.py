@@ -39,6 +39,7 @@ from picomaml.data.registry import DATASETS, UNER_SUBDIR
 from picomaml.data.tokenizer import TOKENIZER_FILE, check_tokenizer
 from picomaml.data.uner import read_iob2
 from picomaml.errors import PicomamlError
+from picomaml.fileio import atomic_writer, write_json, write_text
 
 UNER_BASE_URL = "https://raw.githubusercontent.com/UniversalNER"
 TOKENIZER_URL = "https://huggingface.co/allenai/OLMo-7B-0724-hf/resolve/main/tokenizer.json"
@@ -226,10 +227,8 @@ class Manifest:
         return True
 
     def save(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".part")
         payload = {"format": 1, "files": dict(sorted(self.files.items()))}
-        tmp.write_text(json.dumps(payload, indent=1) + "\n", "utf-8")
-        os.replace(tmp, self.path)
+        write_json(self.path, payload, indent=1)
 
 
 def _progress_bar(total: int, enabled: bool | None):
@@ -331,21 +330,22 @@ def build_standin(zips: list[Path], out_dir: Path) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, docs in (("train", train), ("valid", valid)):
         lines = "".join(json.dumps(d.to_dict(), ensure_ascii=False) + "\n" for d in docs)
-        part = out_dir / f"{name}.jsonl.gz.part"
-        with part.open("wb") as raw, gzip.GzipFile("", "wb", 9, raw, mtime=0) as fh:
+        with (
+            atomic_writer(out_dir / f"{name}.jsonl.gz", "wb") as raw,
+            gzip.GzipFile("", "wb", 9, raw, mtime=0) as fh,
+        ):
             fh.write(lines.encode("utf-8"))
-        os.replace(part, out_dir / f"{name}.jsonl.gz")
     n_chars = sum(len(d.text) for d in train + valid)
     summary = (
         f"built {out_dir}: {len(train)} train + {len(valid)} valid documents, "
         f"{n_chars:,} characters, from {len(texts)} files of NLTK "
         f"{', '.join(standin.PACKAGES)} (public domain)"
     )
-    (out_dir / "README.md").write_text(
+    write_text(
+        out_dir / "README.md",
         "# english-mini (built by `picomaml data download`)\n\n"
         f"{summary}.\n\nSee the docstring of `picomaml.data.standin` for how; this is not "
         "the offline english-mini (Brown, MASC, ABC, ...), so pretraining numbers differ.\n",
-        "utf-8",
     )
     return summary
 

@@ -116,14 +116,21 @@ def save_checkpoint(
     tmp = root / f"{final.name}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
-    save_pico(model, tmp)
-    if head is not None:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-        write_with(tmp / HEAD_FILE, lambda p: save_file(tensors, str(p), metadata={"format": "pt"}))
-    state = dict(trainer_state, step=step, format_version=FORMAT_VERSION)
-    write_with(tmp / STATE_FILE, lambda p: torch.save(state, p))
-    if extra is not None:
-        extra(tmp)
+    try:
+        save_pico(model, tmp)
+        if head is not None:
+            tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+            write_with(
+                tmp / HEAD_FILE, lambda p: save_file(tensors, str(p), metadata={"format": "pt"})
+            )
+        state = dict(trainer_state, step=step, format_version=FORMAT_VERSION)
+        write_with(tmp / STATE_FILE, lambda p: torch.save(state, p))
+        if extra is not None:
+            extra(tmp)
+    except BaseException:
+        # A failed write (disk full) frees what it wrote; `latest` still names the last step.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     layout.publish_dir(tmp, final)
     layout.write_latest(root, final)
     if keep_last is not None:

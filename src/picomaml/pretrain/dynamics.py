@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from picomaml.fileio import write_with
+
 DEFAULT_MODULES = ("attention.v_proj", "attention.o_proj", "swiglu.w_2")
 
 
@@ -135,7 +137,7 @@ def save_states(folder: str | Path, split: str, states: dict[str, dict[str, Tens
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for kind, tensors in states.items():
-        torch.save(tensors, folder / f"{split}_{kind}.pt")
+        write_with(folder / f"{split}_{kind}.pt", lambda tmp, t=tensors: torch.save(t, tmp))
 
 
 __all__ = [

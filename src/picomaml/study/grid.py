@@ -28,7 +28,7 @@ from tqdm import tqdm
 from picomaml import layout
 from picomaml.config import from_dict, load_yaml, save_config, to_dict
 from picomaml.errors import PicomamlError
-from picomaml.fileio import write_json
+from picomaml.fileio import append_text, write_json
 from picomaml.layout import CELL_JSON, ERROR_JSON, GRID_YAML, RESULTS_JSON
 from picomaml.ner.evaluate import evaluate_run
 from picomaml.ner.finetune import finetune
@@ -317,14 +317,12 @@ def finetune_and_evaluate(
     ft_cfg = build_finetune_config(
         cfg.finetune, backbone=cell.backbone, source=cell.source, regime=cell.regime, seed=cell.seed
     )
-    with (cell_dir / layout.CELL_LOG).open("a", encoding="utf-8") as log_fh:
 
-        def log(msg: str) -> None:
-            log_fh.write(msg + "\n")
-            log_fh.flush()
+    def log(msg: str) -> None:
+        append_text(cell_dir / layout.CELL_LOG, msg + "\n")
 
-        finetune(ft_cfg, cell_dir, data_dir=data_dir, log=log)
-        # "source" = the source's own test set; for "all", evaluate scores each of the
-        # nine sources' test sets under its own code.
-        datasets = [cell.source if d == "source" else d for d in cfg.evaluate.datasets]
-        evaluate_run(cell_dir, datasets=list(dict.fromkeys(datasets)), data_dir=data_dir, log=log)
+    finetune(ft_cfg, cell_dir, data_dir=data_dir, log=log)
+    # "source" = the source's own test set; for "all", evaluate scores each of the
+    # nine sources' test sets under its own code.
+    datasets = [cell.source if d == "source" else d for d in cfg.evaluate.datasets]
+    evaluate_run(cell_dir, datasets=list(dict.fromkeys(datasets)), data_dir=data_dir, log=log)

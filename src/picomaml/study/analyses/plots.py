@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from picomaml import layout  # noqa: E402
+from picomaml.fileio import write_with  # noqa: E402
 from picomaml.study.analyses.kit import TARGET_NAMES, TARGETS, TYPES, group_name  # noqa: E402
 
 BASE_COLOR, TREAT_COLOR = "#4daf4a", "#377eb8"  # the paper's green (vanilla) / blue (MAML)
@@ -28,12 +29,15 @@ def save(fig: Figure, fig_dir: Path, name: str, *, dpi: int = 120, tight_bbox: b
     """Write ``fig`` to ``fig_dir/name``, close it, and return its path relative to the
     results dir (``figures/name``) for the report."""
     path = fig_dir / name
+    kwargs: dict[str, Any] = {"dpi": dpi, "format": path.suffix.lstrip(".") or "png"}
     if tight_bbox:
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        kwargs["bbox_inches"] = "tight"
     else:
         fig.tight_layout()
-        fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    try:
+        write_with(path, lambda tmp: fig.savefig(tmp, **kwargs))
+    finally:
+        plt.close(fig)
     return f"{layout.FIGURES_DIR}/{name}"
 
 
