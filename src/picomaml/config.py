@@ -176,6 +176,16 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def yaml_problem(exc: yaml.YAMLError) -> tuple[str, str]:
+    """Where (``:line:column``, or empty) and what a YAML error is, each on one line
+    (PyYAML's own message spans several lines and quotes the text)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    what = ", ".join(p for p in parts if p) or str(exc)
+    return where, " ".join(what.split())
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``section.key=value`` overrides (value parsed as YAML) to a raw config dict."""
     out = dict(data)
@@ -196,7 +206,8 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         try:
             node[parts[-1]] = parse_yaml(raw)
         except yaml.YAMLError as exc:
-            raise PicomamlError(f"override {item!r}: value is not valid YAML ({exc})") from exc
+            what = yaml_problem(exc)[1]
+            raise PicomamlError(f"override {item!r}: value is not valid YAML ({what})") from exc
     return out
 
 
@@ -208,7 +219,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = parse_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise PicomamlError(f"{path}: not valid YAML: {exc}") from exc
+        where, what = yaml_problem(exc)
+        raise PicomamlError(f"{path}{where}: not valid YAML ({what})") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):

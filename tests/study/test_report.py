@@ -272,7 +272,8 @@ def test_report_from_synthetic_results(tmp_path):
     assert (res / "figures" / "6_confidence_maml-tiny-head-sk_snk-s0.png").is_file()
     assert "`cells/maml-small-head-sk_snk-s0/error.json`: synthetic: out of memory" in text
     assert "cells/maml-small-full-sk_snk-s0`: incomplete" in text
-    assert str(tmp_path / "pre" / "maml" / "config.yaml") in text  # methods cite the config
+    assert "| ../pre/maml/config.yaml |" in text  # methods cite the config, relative
+    assert str(tmp_path) not in text.split("## Methods")[1].split("## Results")[0]
     assert "`lr`=3e-05" in text
     assert "## Warnings" not in text
 

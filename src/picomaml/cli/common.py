@@ -9,6 +9,11 @@ from picomaml.data.paths import resolve_data_dir
 from picomaml.errors import PicomamlError
 
 
+def explicit_data_dir(args: argparse.Namespace) -> str | None:
+    """The ``--data-dir`` given after the command, else the one before it, else None."""
+    return getattr(args, "sub_data_dir", None) or getattr(args, "data_dir", None)
+
+
 def data_root(args: argparse.Namespace, *, required: bool = True) -> Path | None:
     """The data root of this command (``--data-dir`` before or after the command, else
     ``$PICOMAML_DATA``, ``../shared/data``, ``./data``), resolved once and passed down.
@@ -16,7 +21,7 @@ def data_root(args: argparse.Namespace, *, required: bool = True) -> Path | None
     ``required=False``: ``None`` when no root is found and none was named, for commands
     that can run without the raw data (the report, the grid's cells resolve it themselves).
     """
-    explicit = getattr(args, "sub_data_dir", None) or getattr(args, "data_dir", None)
+    explicit = explicit_data_dir(args)
     try:
         return resolve_data_dir(explicit)
     except PicomamlError:

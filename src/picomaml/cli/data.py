@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from picomaml.cli.common import data_root
+from picomaml.cli.common import data_root, explicit_data_dir
 from picomaml.data.paths import ENV_VAR
 
 
@@ -146,7 +146,7 @@ def _download(args: argparse.Namespace) -> int:
     from picomaml.data.registry import get_dataset
     from picomaml.data.standin import NLTK_BASE_URL
 
-    dest = Path(args.dest or args.data_dir or os.environ.get(ENV_VAR) or "data")
+    dest = Path(args.dest or explicit_data_dir(args) or os.environ.get(ENV_VAR) or "data")
     want_tokenizer = (args.tokenizer or args.tokenizer_url is not None) and not args.no_tokenizer
     selected = args.datasets is not None or args.corpus or want_tokenizer
     codes = [get_dataset(c).code for c in args.datasets] if args.datasets else None

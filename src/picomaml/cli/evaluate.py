@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="score a fine-tuning run on the zero-shot targets, PUD and the source test set",
         description=(
             "Writes RUN_DIR/results.json (seqeval default and strict modes, per type, bootstrap "
-            "95%% CI), predictions/{code}.iob2 and confidence/{code}.jsonl. Default datasets: "
+            "95% CI), predictions/{code}.iob2 and confidence/{code}.jsonl. Default datasets: "
             "tl_trg tl_ugnayan ceb_gja, the six PUD sets and the source's test set (for source "
             "'all', each of the nine sources' test sets separately)."
         ),
@@ -36,6 +36,7 @@ def _run(args: argparse.Namespace) -> int:
         n_resamples=args.n_resamples,
         seed=args.seed,
         device=args.device,
+        progress=None,
     )
     print(path)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from picomaml.cli.common import data_root
+from picomaml.cli.common import data_root, explicit_data_dir
 
 
 def _grid(args: argparse.Namespace) -> int:
@@ -41,8 +41,7 @@ def _demo(args: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(f"demo: {msg}", file=sys.stderr, flush=True)
 
-    explicit = getattr(args, "sub_data_dir", None) or getattr(args, "data_dir", None)
-    data_dir = ensure_data(explicit, log=say)
+    data_dir = ensure_data(explicit_data_dir(args), log=say)
     path = run_demo(args.out, data_dir=data_dir, config=args.config, workers=args.workers)
     print(f"report: {path}")
     return 0

@@ -71,6 +71,21 @@ class ReadReport:
             crlf_files=[*self.crlf_files, *other.crlf_files],
         )
 
+    def changes(self) -> str | None:
+        """What the reader changed, in words (None when it changed nothing): the console line
+        a stage prints per file, so no change to the data goes unseen."""
+        parts = []
+        if self.mapped_to_o:
+            mapped = ", ".join(f"{k} {v}" for k, v in self.mapped_to_o.items())
+            parts.append(f"tags read as O: {mapped}")
+        if self.n_repaired:
+            parts.append(f"stray I- read as B-: {self.n_repaired}")
+        if self.bom_files:
+            parts.append("UTF-8 byte-order mark dropped")
+        if self.crlf_files:
+            parts.append("CRLF line ends read as LF")
+        return "; ".join(parts) or None
+
     def summary(self) -> str:
         """One line for logs: what was remapped or repaired."""
         mapped = ", ".join(f"{k}: {v}" for k, v in self.mapped_to_o.items()) or "none"

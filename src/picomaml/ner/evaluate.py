@@ -17,6 +17,7 @@ own code), so a number keyed ``sk_snk`` always means the same test set in every 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,9 +29,9 @@ from tokenizers import Tokenizer
 from torch import Tensor
 
 from picomaml import layout
-from picomaml.config import load_config
+from picomaml.config import load_config, to_dict
 from picomaml.data.paths import resolve_data_dir
-from picomaml.data.registry import PUD, SOURCES, TARGETS
+from picomaml.data.registry import DATASETS, PUD, SOURCES, TARGETS, dataset_splits
 from picomaml.data.tokenizer import EOS_ID, load_tokenizer
 from picomaml.data.uner import Sentence
 from picomaml.errors import PicomamlError
@@ -49,10 +50,12 @@ from picomaml.ner.tagger import (
     ids_to_tags,
     load_head,
     load_sentences,
+    progress_bar,
     resolve_device,
     stderr_log,
     tag_ids,
 )
+from picomaml.provenance import provenance
 
 
 @dataclass
@@ -69,12 +72,18 @@ class LoadedRun:
     batch_size: int
 
     @torch.no_grad()
-    def features(self, sentences: Sequence[Sequence[str]]) -> list[Tensor]:
-        """Word features of each sentence (every word scored, long sentences windowed)."""
+    def features(
+        self,
+        sentences: Sequence[Sequence[str]],
+        progress: bool | None = False,
+        desc: str = "features",
+    ) -> list[Tensor]:
+        """Word features of each sentence (every word scored, long sentences windowed);
+        ``progress``: a tqdm bar over the windows (None: only on a terminal)."""
         encoded = encode_sentences(self.tokenizer, sentences, self.window)
-        return word_features(
-            self.model, encoded, [len(s) for s in sentences], self.batch_size, EOS_ID
-        )
+        n_words = [len(s) for s in sentences]
+        with progress_bar(desc, sum(len(w) for w in encoded), progress) as update:
+            return word_features(self.model, encoded, n_words, self.batch_size, EOS_ID, update)
 
     def predict(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
         """Viterbi tags for each sentence of words."""
@@ -188,6 +197,35 @@ def score_dataset(
     }
 
 
+def check_datasets(datasets: Sequence[str]) -> list[str]:
+    """Dataset codes to score (``all`` = the nine sources), each known and with a test split;
+    checked before any work, so a typo in the last code never costs the first one's scoring."""
+    codes = [c for part in datasets for c in (SOURCES if part == "all" else [part])]
+    codes = list(dict.fromkeys(codes))
+    bad = [c for c in codes if c not in DATASETS]
+    if bad:
+        raise PicomamlError(
+            f"--datasets: unknown code(s) {', '.join(bad)}; valid codes: "
+            f"{', '.join([*DATASETS, 'all'])}"
+        )
+    no_test = [c for c in codes if "test" not in dataset_splits(c)]
+    if no_test:
+        raise PicomamlError(f"--datasets: no test split in {', '.join(no_test)}")
+    return codes
+
+
+def _output_dirs(run_dir: Path) -> None:
+    """Create ``predictions/`` and ``confidence/`` now: a file in their place or a read-only
+    run dir stops the command before the model is run."""
+    for name in (layout.PREDICTIONS_DIR, layout.CONFIDENCE_DIR):
+        folder = run_dir / name
+        if folder.exists() and not folder.is_dir():
+            raise PicomamlError(f"{folder} exists and is not a directory; move it away")
+        folder.mkdir(exist_ok=True)
+    if not os.access(run_dir, os.W_OK):
+        raise PicomamlError(f"run dir {run_dir} is not writable (results.json goes there)")
+
+
 def evaluate_run(
     run_dir: str | Path,
     datasets: Sequence[str] | None = None,
@@ -196,17 +234,24 @@ def evaluate_run(
     seed: int = 0,
     device: str = "auto",
     log: Logger | None = stderr_log,
+    progress: bool | None = False,
 ) -> Path:
-    """Score ``run_dir`` on ``datasets`` (default: see module docstring); returns results.json."""
+    """Score ``run_dir`` on ``datasets`` (default: see module docstring); returns results.json.
+
+    Every argument is checked and every test set read before the model runs. ``progress``: a
+    tqdm bar per dataset (None: only on a terminal).
+    """
     say = log or (lambda _msg: None)
     if n_resamples < 1:
         raise PicomamlError(f"--n-resamples must be >= 1, got {n_resamples}")
+    codes = check_datasets(datasets) if datasets else None
     data_root = resolve_data_dir(data_dir)
     loaded = load_run(run_dir, device=device, data_dir=data_root)
     run_dir = loaded.run_dir
-    codes = list(datasets) if datasets else default_datasets(loaded.run["source"])
-    codes = [c for part in codes for c in (SOURCES if part == "all" else [part])]
-    codes = list(dict.fromkeys(codes))
+    if codes is None:
+        codes = check_datasets(default_datasets(loaded.run["source"]))
+    test_sets = {code: load_sentences(code, "test", data_root, log=say) for code in codes}
+    _output_dirs(run_dir)
     results_path = run_dir / RESULTS_JSON
     previous: dict[str, Any] = {}
     if results_path.is_file():
@@ -215,10 +260,9 @@ def evaluate_run(
         except json.JSONDecodeError:
             previous = {}
     out: dict[str, Any] = {}
-    for code in codes:
+    for code, (sentences, info) in test_sets.items():
         t0 = time.perf_counter()
-        sentences, info = load_sentences(code, "test", data_root)
-        feats = loaded.features([s.tokens for s in sentences])
+        feats = loaded.features([s.tokens for s in sentences], progress, f"evaluate {code}")
         pred = ids_to_tags(decode_features(loaded.tagger, feats, loaded.batch_size))
         p_gold = gold_marginals(loaded.tagger, feats, tag_ids(sentences), loaded.batch_size)
         gold = [list(s.tags) for s in sentences]
@@ -234,7 +278,17 @@ def evaluate_run(
             f"({len(sentences)} sentences, {time.perf_counter() - t0:.1f}s)"
         )
     merged = {k: v for k, v in previous.items() if k not in out} | out
-    results = {"run": loaded.run, "datasets": merged}
+    results = {
+        "run": loaded.run,
+        "datasets": merged,
+        "finetune": to_dict(loaded.cfg),
+        "evaluate": {
+            "n_resamples": n_resamples,
+            "seed": seed,
+            "device": str(next(loaded.model.parameters()).device),
+        },
+        "provenance": provenance(),
+    }
     write_json(results_path, results)
     say(f"wrote {results_path}")
     return results_path

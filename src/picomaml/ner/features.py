@@ -13,7 +13,7 @@ For the head-only regime the backbone is frozen, so features are computed once u
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,12 +75,14 @@ def word_features(
     n_words: Sequence[int],
     batch_size: int = 32,
     pad_id: int = 0,
+    progress: Callable[[int], object] | None = None,
 ) -> list[Tensor]:
     """First-subword hidden states per word: one ``[n_words, d]`` tensor per sentence.
 
     Windows of all sentences are batched together (longest first, to waste little padding)
     and right-padded. Differentiable when grad is enabled (the full regime), so callers wrap
-    it in ``torch.no_grad()`` when they only need values.
+    it in ``torch.no_grad()`` when they only need values. ``progress`` is called with the
+    number of windows of each batch done (a progress bar's ``update``).
     """
     device = next(model.parameters()).device
     d_model = int(model.config.d_model)
@@ -97,6 +99,8 @@ def word_features(
         for row, (s, w) in enumerate(chunk):
             pos = torch.tensor(w.positions, dtype=torch.long, device=device)
             pieces[s].append((torch.tensor(w.words, dtype=torch.long), hidden[row, pos]))
+        if progress is not None:
+            progress(len(chunk))
     out = []
     for s, parts in enumerate(pieces):
         if not parts:
@@ -142,8 +146,11 @@ class FeatureCache:
         n_words: Sequence[int],
         batch_size: int = 32,
         path: Path | None = None,
+        progress: Callable[[int], object] | None = None,
     ) -> FeatureCache:
-        """Compute (or load from ``path`` when it exists) the features; store them on CPU."""
+        """Compute (or load from ``path`` when it exists) the features; store them on CPU.
+
+        ``progress`` as in :func:`word_features`."""
         if path is not None and path.is_file():
             data = torch.load(path, map_location="cpu", weights_only=True)
             cache = cls(data["flat"], data["lengths"].tolist())
@@ -152,7 +159,7 @@ class FeatureCache:
             return cache
         was_training = model.training
         model.eval()
-        feats = word_features(model, encoded, n_words, batch_size)
+        feats = word_features(model, encoded, n_words, batch_size, progress=progress)
         model.train(was_training)
         d_model = int(model.config.d_model)
         flat = torch.cat(feats).float().cpu() if feats else torch.zeros(0, d_model)

@@ -32,7 +32,7 @@ from picomaml.data.paths import resolve_data_dir
 from picomaml.data.tokenizer import EOS_ID, load_tokenizer
 from picomaml.data.uner import Sentence
 from picomaml.errors import PicomamlError
-from picomaml.fileio import jsonl_line, write_json, write_with
+from picomaml.fileio import atomic_writer, jsonl_line, write_json, write_with
 from picomaml.model import PicoConfig, PicoDecoder, save_pico
 from picomaml.ner.backbone import ResolvedBackbone, load_backbone, tier_of
 from picomaml.ner.config import FinetuneConfig
@@ -52,6 +52,7 @@ from picomaml.ner.tagger import (
     decode_features,
     ids_to_tags,
     load_sentences,
+    progress_bar,
     resolve_device,
     stderr_log,
     tag_ids,
@@ -148,15 +149,26 @@ def _encode(split: Split, tokenizer: Tokenizer, window: int) -> None:
     split.n_words = [len(s.tokens) for s in split.sentences]
 
 
-def prepare(cfg: FinetuneConfig, out_dir: Path, data_root: Path, overwrite: bool) -> Prepared:
+def prepare(
+    cfg: FinetuneConfig,
+    out_dir: Path,
+    data_root: Path,
+    overwrite: bool,
+    say: Logger | None = None,
+    progress: bool | None = False,
+) -> Prepared:
     """Check every input, then clear ``out_dir`` and encode the data (and, in the head
-    regime, compute the frozen features once). Seeds the run."""
+    regime, compute the frozen features once). Seeds the run.
+
+    ``say`` gets a line for each data file the reader changed (tags read as O, repairs);
+    ``progress``: a tqdm bar per split while features are computed (None: on a terminal).
+    """
     # Everything that can fail on user input is checked before the run dir is touched.
     model, resolved = load_backbone(cfg.backbone, cfg.size)
     device = resolve_device(cfg.device)
     window = effective_window(cfg.window, model.config)
-    train = Split(*load_sentences(cfg.source, "train", data_root, cfg.max_train_sentences))
-    dev = Split(*load_sentences(cfg.source, cfg.dev_split, data_root, cfg.max_dev_sentences))
+    train = Split(*load_sentences(cfg.source, "train", data_root, cfg.max_train_sentences, say))
+    dev = Split(*load_sentences(cfg.source, cfg.dev_split, data_root, cfg.max_dev_sentences, say))
     if not train.sentences:
         raise PicomamlError(f"source {cfg.source}: the train split has no sentences")
     tokenizer = load_tokenizer(data_root)
@@ -175,14 +187,16 @@ def prepare(cfg: FinetuneConfig, out_dir: Path, data_root: Path, overwrite: bool
     if not full:
         model.eval()
         cache_dir = Path(cfg.feature_cache_dir) if cfg.feature_cache_dir else None
-        for split in (train, dev):
+        for name, split in (("train", train), ("dev", dev)):
             path = None
             if cache_dir is not None:
                 words = [s.tokens for s in split.sentences]
                 path = cache_dir / f"{cache_key(resolved.folder, words, window)}.pt"
-            split.cache = FeatureCache.build(
-                model, split.encoded, split.n_words, cfg.feature_batch_size, path
-            )
+            n_windows = sum(len(windows) for windows in split.encoded)
+            with progress_bar(f"features {cfg.source} {name}", n_windows, progress) as update:
+                split.cache = FeatureCache.build(
+                    model, split.encoded, split.n_words, cfg.feature_batch_size, path, update
+                )
         assert train.cache is not None
         train.cache.flat = train.cache.flat.to(device)
     features_s = time.perf_counter() - t0
@@ -375,17 +389,22 @@ def finetune(
     data_dir: Path | None = None,
     overwrite: bool = False,
     log: Logger | None = stderr_log,
+    progress: bool | None = False,
 ) -> Path:
-    """Fine-tune as ``cfg`` says and write the RUN_DIR ``out_dir``; returns ``out_dir``."""
+    """Fine-tune as ``cfg`` says and write the RUN_DIR ``out_dir``; returns ``out_dir``.
+
+    ``progress``: tqdm bars while features are computed (None: only on a terminal).
+    """
     say = log or (lambda _msg: None)
     out_dir = Path(out_dir)
-    prep = prepare(cfg, out_dir, resolve_data_dir(data_dir), overwrite)
+    prep = prepare(cfg, out_dir, resolve_data_dir(data_dir), overwrite, say, progress)
     say(
         f"finetune: {len(prep.train.sentences)} train / {len(prep.dev.sentences)} dev "
         f"sentences, window {prep.window}, regime {cfg.regime}, device {prep.device} "
         f"(features/encoding {prep.features_s:.1f}s)"
     )
-    with (out_dir / layout.TRAIN_LOG).open("w", encoding="utf-8") as log_fh:
+    # The log appears, complete, when training ends (a failed run leaves no partial log).
+    with atomic_writer(out_dir / layout.TRAIN_LOG) as log_fh:
         outcome = train(cfg, prep, log_fh, say)
     write_run(cfg, prep, outcome, out_dir)
     best = outcome.best

@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from picomaml.data.labels import LABEL2ID, LABELS
-from picomaml.data.registry import load_split
-from picomaml.data.uner import Sentence
+from picomaml.data.registry import ALL, SOURCES, load_split
+from picomaml.data.uner import ReadReport, Sentence
 from picomaml.errors import PicomamlError
 from picomaml.layout import CRF_HEAD
 from picomaml.ner.crf import CRFTagger, iob2_constraints
@@ -33,6 +34,34 @@ Logger = Callable[[str], None]
 def stderr_log(msg: str) -> None:
     """The default :data:`Logger`: one line on stderr, flushed (progress, not results)."""
     print(msg, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def progress_bar(
+    desc: str, total: int, enabled: bool | None, unit: str = "window"
+) -> Iterator[Callable[[int], object] | None]:
+    """A tqdm bar on stderr for long feature passes; yields its ``update`` (None when off).
+
+    ``enabled=None`` shows it only on a terminal. The bar is removed when done (the stage's
+    own summary line follows) and closed when the block fails, so nothing prints after the
+    CLI's last line.
+    """
+    if enabled is False:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    disable = None if enabled is None else not enabled
+    with tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+        disable=disable,
+    ) as bar:
+        yield bar.update
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,14 +100,23 @@ def load_head(run_dir: Path, d_model: int, constraints: bool) -> CRFTagger:
 
 
 def load_sentences(
-    code: str, split: str, data_dir: Path | None, limit: int = 0
+    code: str, split: str, data_dir: Path | None, limit: int = 0, log: Logger | None = None
 ) -> tuple[list[Sentence], dict[str, Any]]:
     """Sentences of one split (the first ``limit`` when > 0) and what was read.
 
     The info's ``read_report`` counts tags the reader mapped to ``O`` (outside PER/LOC/ORG)
-    and repaired spans, so a run can say what it trained on.
+    and repaired spans, so a run can say what it trained on; ``log`` gets one line per file
+    the reader changed anything in (``all`` reads nine files).
     """
-    sentences, report = load_split(code, split, data_dir)
+    sentences: list[Sentence] = []
+    report = ReadReport()
+    for part in SOURCES if code == ALL else (code,):
+        got, rep = load_split(part, split, data_dir)
+        sentences.extend(got)
+        report = report.merge(rep)
+        changes = rep.changes()
+        if log is not None and changes:
+            log(f"data {part} {split} ({', '.join(rep.files)}): {changes}")
     available = len(sentences)
     if limit > 0:
         sentences = sentences[:limit]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -77,6 +78,15 @@ def _cite(table: Table, json_name: str, limit: int = 4) -> str:
     return f"Computed from {shown}{more} (per-row file list: `{json_name}`)."
 
 
+def relative_path(path: str | Path, results_dir: Path) -> str:
+    """``path`` relative to the results dir, so a report reads the same on every machine
+    (a path on another drive stays as it is)."""
+    try:
+        return os.path.relpath(path, results_dir)
+    except ValueError:
+        return str(path)
+
+
 def backbone_table(data: StudyData) -> tuple[list[dict[str, Any]], dict[str, dict]]:
     """One row per (variant, size): where it came from and how it was pretrained."""
     seen: dict[tuple[str, str], dict[str, Any]] = {}
@@ -99,7 +109,7 @@ def backbone_table(data: StudyData) -> tuple[list[dict[str, Any]], dict[str, dic
             tr, meta, d = cfg.get("training", {}), cfg.get("meta", {}), cfg.get("data", {})
             row.update(
                 {
-                    "pretraining config": str(run.config_file),
+                    "pretraining config": relative_path(run.config_file, data.results_dir),
                     "steps": tr.get("max_steps"),
                     "batch (seqs)": tr.get("batch_size"),
                     "seq len": d.get("seq_len"),
