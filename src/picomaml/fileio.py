@@ -31,6 +31,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -68,9 +69,17 @@ def naming(exc: OSError, path: str | Path, tmp: str | Path | None = None) -> OSE
     return OSError(exc.errno, exc.strerror or str(exc), str(path))
 
 
+#: Less free space than this after a native writer failed without an errno: the disk is full.
+FULL_DISK_BYTES = 1 << 20
+
+
 def _native_error(exc: BaseException, path: Path) -> OSError | None:
     """A native writer's failure (torch.save raises RuntimeError, safetensors its own
-    SafetensorError) as an :class:`OSError` naming ``path``; None for other exceptions."""
+    SafetensorError) as an :class:`OSError` naming ``path``; None for other exceptions.
+
+    safetensors quotes the errno (``os error 28``); torch's message does not name the cause
+    (``unexpected pos ...``), so a folder left with (almost) no free space is taken as ENOSPC.
+    """
     try:
         from safetensors import SafetensorError
     except ImportError:  # pragma: no cover - every supported safetensors exports it
@@ -82,7 +91,12 @@ def _native_error(exc: BaseException, path: Path) -> OSError | None:
     if found:
         code = int(found.group(1))
         return OSError(code, os.strerror(code), str(path))
-    return OSError(errno.EIO, f"write failed ({detail})", str(path))
+    try:
+        full = shutil.disk_usage(path.parent).free < FULL_DISK_BYTES
+    except OSError:
+        full = False
+    code = errno.ENOSPC if full else errno.EIO
+    return OSError(code, f"{os.strerror(code)} (write failed: {detail})", str(path))
 
 
 @contextmanager
