@@ -1,6 +1,6 @@
 """``python -m picomaml``: the CLI, for environments where the script is not installed."""
 
-from picomaml.cli.main import main
+from picomaml.cli.main import console_main
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    console_main()
