@@ -1,6 +1,6 @@
 """Markdown tables of the CPU-scale evidence (docs/pretraining.md) from two run dirs.
 
-    python scripts/evidence_table.py RUNS/cpu-vanilla RUNS/cpu-maml [--every 100]
+    python scripts/evidence_table.py RUNS/cpu-vanilla RUNS/cpu-maml [--control RUN] [--every 100]
 
 Reads each run's ``metrics.jsonl`` and ``probe.json`` (``picomaml probe RUN
 --all-checkpoints``) and prints: per block of ``--every`` steps the AR loss, held-out
@@ -15,6 +15,7 @@ import math
 import statistics
 from pathlib import Path
 
+from picomaml.study import metrics_pure as mp
 from picomaml.study.analyses.pretraining import class_share_baseline, probe_rows
 from picomaml.study.records import load_pretrain_run
 
@@ -107,15 +108,54 @@ def probe_table(vanilla: Path, maml: Path) -> str:
     return "\n".join(lines) + f"\n\nChance: {100 * chance:.1f}%."
 
 
+def control_table(maml: Path, control: Path) -> str:
+    """MAML against a control run (e.g. ``meta.loss_weight=0``: the same LM batches, the
+    episodes' gradient switched off), paired by episode, plus the control's perplexity."""
+    runs = [load_pretrain_run(maml), load_pretrain_run(control)]
+    if any(r.probe is None for r in runs):
+        raise SystemExit("both runs need a probe.json with the same settings")
+    if runs[0].probe["settings"] != runs[1].probe["settings"]:
+        raise SystemExit("the two probe.json files were scored with different settings")
+    ppl = {
+        int(m["step"]): m["val_perplexity"]
+        for m in runs[1].metrics or []
+        if m.get("kind") == "dynamics" and m.get("val_perplexity")
+    }
+    by_step = [{c["step"]: c for c in r.probe["checkpoints"]} for r in runs]
+    lines = [
+        "| step | val ppl control | prototype control | MAML - control (pp) | adapted control | "
+        "MAML - control (pp) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for step in sorted(set(by_step[0]) & set(by_step[1])):
+        m, c = by_step[0][step], by_step[1][step]
+        cells = []
+        for kind in ("prototype", "adapted"):
+            lo, hi = c[kind]["ci95"]
+            cells.append(f"{100 * c[kind]['mean']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]")
+            d = mp.t_interval(
+                [a - b for a, b in zip(m[kind]["per_episode"], c[kind]["per_episode"], strict=True)]
+            )
+            cells.append(
+                "-" if d is None else f"{100 * d[0]:+.1f} [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}]"
+            )
+        lines.append(f"| {step} | {_fmt(ppl.get(step), 0)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("vanilla", type=Path)
     parser.add_argument("maml", type=Path)
+    parser.add_argument("--control", type=Path, default=None, help="a control run dir")
     parser.add_argument("--every", type=int, default=100)
     args = parser.parse_args()
     print(dynamics_table(args.vanilla, args.maml, args.every))
     print()
     print(probe_table(args.vanilla, args.maml))
+    if args.control is not None:
+        print()
+        print(control_table(args.maml, args.control))
 
 
 if __name__ == "__main__":
