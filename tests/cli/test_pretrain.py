@@ -16,8 +16,8 @@ from tests.pretrain.tiny import small_corpus, tiny_config
 
 
 @pytest.fixture()
-def config_file(tmp_path: Path, data_dir: Path) -> Path:
-    cfg = tiny_config(small_corpus(data_dir, tmp_path / "corpus"), tmp_path / "cache")
+def config_file(tmp_path: Path, fixture_data_root: Path) -> Path:
+    cfg = tiny_config(small_corpus(fixture_data_root, tmp_path / "corpus"), tmp_path / "cache")
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(to_dict(cfg)))
     return path

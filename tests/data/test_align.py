@@ -17,10 +17,10 @@ from picomaml.data.registry import load_split
 from picomaml.errors import PicomamlError
 
 
-@pytest.mark.parametrize("code", ["tl_trg", "ceb_gja", "zh_pud", "ru_pud", "sv_pud"])
-def test_ids_equal_running_text(tokenizer, data_dir: Path, code: str) -> None:
-    sents, _ = load_split(code, "test", data_dir)
-    for sent in sents[:150]:
+def _check_running_text(tokenizer, root: Path, code: str, limit: int) -> int:
+    """Alignment ids equal the running text's ids; words tile them in order. Returns #checked."""
+    sents, _ = load_split(code, "test", root)
+    for sent in sents[:limit]:
         al = align_words(tokenizer, sent.tokens)
         joined = tokenizer.encode(" ".join(sent.tokens), add_special_tokens=False).ids
         assert list(al.input_ids) == joined, sent.sent_id
@@ -29,6 +29,22 @@ def test_ids_equal_running_text(tokenizer, data_dir: Path, code: str) -> None:
             al.word_starts, al.word_lengths, [*al.word_starts[1:], len(joined)], strict=True
         ):
             assert k >= 1 and s + k == nxt
+    return len(sents[:limit])
+
+
+CODES = ["tl_trg", "ceb_gja", "zh_pud", "ru_pud", "sv_pud"]
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_ids_equal_running_text(tokenizer, fixture_data_root: Path, code: str) -> None:
+    assert _check_running_text(tokenizer, fixture_data_root, code, 150) > 0
+
+
+@pytest.mark.needs_real_data
+@pytest.mark.parametrize("code", CODES)
+def test_ids_equal_running_text_on_real_files(tokenizer, data_dir: Path, code: str) -> None:
+    """The real scripts and punctuation (fixture words come from a tiny lexicon)."""
+    assert _check_running_text(tokenizer, data_dir, code, 150) > 0
 
 
 def test_mid_sentence_word_has_space(tokenizer) -> None:
@@ -102,10 +118,12 @@ def test_windows_random_against_reference() -> None:
                 assert offset + len(win.input_ids) == al.word_starts[last] + lengths[last]
 
 
-def test_long_real_sentence_windows(tokenizer, data_dir: Path) -> None:
-    """A real sentence far longer than the window: all words scored once, ids from running text."""
-    sents, _ = load_split("sk_snk", "dev", data_dir)
-    sent = max(sents[:300], key=len)
+def test_long_sentence_windows(tokenizer, fixture_data_root: Path) -> None:
+    """A sentence far longer than the window (the fixture's 90-word sk_snk dev sentence): all
+    words scored once, ids from running text."""
+    sents, _ = load_split("sk_snk", "dev", fixture_data_root)
+    sent = max(sents, key=len)
+    assert len(sent) > 90
     al = align_words(tokenizer, sent.tokens)
     assert len(al.input_ids) > 40
     wins = make_windows(al, 16, 6)

@@ -32,8 +32,9 @@ N_DOCS = 200
 
 
 @pytest.fixture(scope="module")
-def train_file(data_dir: Path) -> Path:
-    return data_dir / "corpus" / "english-mini" / "train.jsonl.gz"
+def train_file(fixture_data_root: Path) -> Path:
+    """The fixture corpus: 468 documents, 71k tokens (tests/fixtures/make_fixtures.py)."""
+    return fixture_data_root / "corpus" / "english-mini" / "train.jsonl.gz"
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,7 @@ def _rows(n: int, width: int = 5) -> TokenRows:
     return TokenRows(np.arange(n * width, dtype=np.int32).reshape(n, width), "synthetic")
 
 
-def test_read_real_documents(train_file: Path) -> None:
+def test_read_documents(train_file: Path) -> None:
     docs = list(zip(range(3), read_documents(train_file), strict=False))
     assert len(docs) == 3 and all(isinstance(d, str) and d for _, d in docs)
 
@@ -63,7 +64,7 @@ def test_tokenize_and_pack_by_hand(tokenizer) -> None:
     assert rows.reshape(-1).tolist() == want[: rows.size]
 
 
-def test_packing_real_corpus_and_cache(packed: TokenRows, train_file: Path, tokenizer) -> None:
+def test_packing_corpus_and_cache(packed: TokenRows, train_file: Path, tokenizer) -> None:
     assert packed.seq_len == 128 and packed.rows.shape[1] == 129
     flat = np.asarray(packed.rows).reshape(-1)
     eos = int((flat == EOS_ID).sum())
@@ -238,12 +239,12 @@ def test_hub_without_datasets_is_clear() -> None:
         HubRowStream("pico-lm/pretokenized-dolma", 2048)
 
 
-def test_cli_corpus(data_dir: Path, tmp_path: Path, capsys) -> None:
+def test_cli_corpus(fixture_data_root: Path, tmp_path: Path, capsys) -> None:
     from picomaml.cli.main import main
 
     path = tmp_path / "docs.jsonl"
     path.write_text("".join(json.dumps({"text": f"Document {i}."}) + "\n" for i in range(30)))
-    args = ["--data-dir", str(data_dir), "data", "corpus", str(path), "--seq-len", "7"]
+    args = ["--data-dir", str(fixture_data_root), "data", "corpus", str(path), "--seq-len", "7"]
     assert main([*args, "--cache-dir", str(tmp_path / "c"), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     # every "Document i." is 3 tokens + EOS: 120 tokens -> 15 rows of 8, nothing dropped

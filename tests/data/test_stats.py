@@ -10,6 +10,9 @@ import pytest
 from picomaml.cli.main import main
 from picomaml.data.stats import compute_stats, split_stats
 from picomaml.data.uner import Sentence
+from tests.fixtures import make_fixtures
+
+TL_TRG_STATS = "uner/UNER_Tagalog-TRG/tl_trg-ud-test.stats"
 
 
 def test_hand_counts() -> None:
@@ -25,6 +28,7 @@ def test_hand_counts() -> None:
     assert st.types["ORG"].spans == 0 and st.types["ORG"].single_word_share is None
 
 
+@pytest.mark.needs_real_data
 def test_slovak_matches_paper_table4(data_dir: Path) -> None:
     st = split_stats("sk_snk", "train", data_dir)
     got = {t: (s.spans, round(100 * s.single_word_share, 1)) for t, s in st.types.items()}
@@ -32,19 +36,27 @@ def test_slovak_matches_paper_table4(data_dir: Path) -> None:
     assert (st.sentences, st.tokens) == (8483, 80628)
 
 
-def test_cli_json_and_table(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--data-dir", str(data_dir), "data", "stats"]
-    assert main([*args, "hr_set", "--split", "dev", "--json"]) == 0
+def test_cli_json_and_table(fixture_data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """On the fixture root, whose counts the generator wrote into UNER-style .stats files."""
+    args = ["--data-dir", str(fixture_data_root), "data", "stats"]
+    assert main([*args, "hr_set", "--split", "train", "--json"]) == 0
     (rec,) = json.loads(capsys.readouterr().out)
-    assert rec["split"] == "dev" and rec["sentences"] == 960
-    assert rec["mapped_to_o"] == {"B-OTH": 154, "I-OTH": 163} and rec["repaired"] == 1
+    assert rec["split"] == "train" and rec["sentences"] == make_fixtures.N_SENTENCES["train"]
+    # the odd case of hr_set train: a B-OTH I-OTH span, then an orphan I-PER (repaired)
+    assert rec["mapped_to_o"] == {"B-OTH": 1, "I-OTH": 1} and rec["repaired"] == 1
     assert main([*args, "tl_trg"]) == 0
-    out = capsys.readouterr().out
-    assert "tl_trg test: 128 sentences, 734 tokens" in out and "100.0%" in out
+    out = capsys.readouterr().out.splitlines()
+    want = json.loads((fixture_data_root / TL_TRG_STATS).read_text("utf-8"))
+    assert out[0] == f"tl_trg test: {want['num_sentences']} sentences, {want['num_tokens']} tokens"
+    rows = {line.split()[0]: line.split()[1:] for line in out[2:5]}
+    assert {t: int(r[0]) for t, r in rows.items()} == want["label_distribution"]
+    # Tagalog LOC and ORG names in the fixture lexicon are single words.
+    assert rows["LOC"][1] == rows["ORG"][1] == "100.0%"
 
 
-def test_cli_errors(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--data-dir", str(data_dir), "data", "stats", "tl_xx"]) == 2
+def test_cli_errors(fixture_data_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = str(fixture_data_root)
+    assert main(["--data-dir", root, "data", "stats", "tl_xx"]) == 2
     assert "valid codes" in capsys.readouterr().err
-    assert main(["--data-dir", str(data_dir), "data", "stats", "tl_trg", "--split", "dev"]) == 2
+    assert main(["--data-dir", root, "data", "stats", "tl_trg", "--split", "dev"]) == 2
     assert "available: test" in capsys.readouterr().err

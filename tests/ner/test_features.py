@@ -30,11 +30,10 @@ def tiny_model():
 
 
 @pytest.fixture(scope="module")
-def sentences(data_dir: Path) -> list[list[str]]:
+def sentences(fixture_data_root: Path) -> list[list[str]]:
     from picomaml.data.registry import load_split
 
-    loaded = load_split("tl_trg", "test", data_dir)
-    sents = loaded[0] if isinstance(loaded, tuple) else loaded
+    sents, _ = load_split("tl_trg", "test", fixture_data_root)
     return [list(s.tokens) for s in sents[:12]]
 
 

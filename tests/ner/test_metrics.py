@@ -1,4 +1,4 @@
-"""Entity scores and bootstrap counts against seqeval itself, on real UNER files."""
+"""Entity scores and bootstrap counts against seqeval itself, on UNER files (fixture and real)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ FILES = [
     "UNER_Tagalog-TRG/tl_trg-ud-test.iob2",
     "UNER_Cebuano-GJA/ceb_gja-ud-test.iob2",
     "UNER_English-EWT/en_ewt-ud-dev.iob2",
+]
+#: Fixture files with the reader's odd cases (tests/fixtures/make_fixtures.py ODD_CASES).
+FIXTURE_ODD_FILES = [
+    "UNER_Danish-DDT/da_ddt-ud-train.iob2",
+    "UNER_Croatian-SET/hr_set-ud-train.iob2",
 ]
 
 
@@ -69,10 +74,15 @@ def real_sets(data_dir: Path) -> dict[str, list[list[str]]]:
     return {f: _read_tags(data_dir / "uner" / f, limit=600) for f in FILES}
 
 
-@pytest.mark.parametrize("mode", ["default", "strict"])
-def test_counts_and_scores_equal_seqeval_on_real_data(real_sets, mode) -> None:
+@pytest.fixture(scope="module")
+def fixture_sets(fixture_data_root: Path) -> dict[str, list[list[str]]]:
+    return {f: _read_tags(fixture_data_root / "uner" / f) for f in FILES + FIXTURE_ODD_FILES}
+
+
+def _check_against_seqeval(sets: dict[str, list[list[str]]], mode: str) -> None:
+    """Our counts, micro and per-type scores equal seqeval's on perturbed copies of ``sets``."""
     kw = {"mode": "strict", "scheme": IOB2} if mode == "strict" else {}
-    for name, gold in real_sets.items():
+    for name, gold in sets.items():
         for seed, rate in [(0, 0.05), (1, 0.2), (2, 0.6)]:
             pred = _perturb(gold, rate, seed)
             ref_f1 = f1_score(gold, pred, average="micro", zero_division=0, **kw)
@@ -95,6 +105,18 @@ def test_counts_and_scores_equal_seqeval_on_real_data(real_sets, mode) -> None:
                 assert prf_from_counts(tot[TP], tot[PRED], tot[GOLD])[2] == pytest.approx(ref)
                 assert scores["per_type"][t]["f1"] == pytest.approx(ref, abs=1e-12)
                 assert scores["per_type"][t]["support"] == tot[GOLD]
+
+
+@pytest.mark.parametrize("mode", ["default", "strict"])
+def test_counts_and_scores_equal_seqeval_on_fixture_files(fixture_sets, mode) -> None:
+    """Few sentences, but the odd cases: orphan I- tags (da_ddt), a B-OTH span then I-PER."""
+    _check_against_seqeval(fixture_sets, mode)
+
+
+@pytest.mark.needs_real_data
+@pytest.mark.parametrize("mode", ["default", "strict"])
+def test_counts_and_scores_equal_seqeval_on_real_data(real_sets, mode) -> None:
+    _check_against_seqeval(real_sets, mode)
 
 
 def test_modes_differ_on_broken_iob2() -> None:
@@ -122,8 +144,8 @@ def test_zero_entity_edge_cases_match_seqeval() -> None:
     assert bootstrap_f1_ci([], [], 10)["f1"] == 0.0
 
 
-def test_bootstrap_replays_exactly_with_seqeval(real_sets) -> None:
-    gold = real_sets[FILES[0]]
+def _check_bootstrap_replay(gold: list[list[str]]) -> None:
+    """The interval is the quantiles of seqeval's F1 over the same resampled index rows."""
     pred = _perturb(gold, 0.3, 5)
     res = bootstrap_f1_ci(gold, pred, n_resamples=30, seed=3)
     (idx,) = list(bootstrap_indices(len(gold), 30, 3))
@@ -136,6 +158,16 @@ def test_bootstrap_replays_exactly_with_seqeval(real_sets) -> None:
     assert res != bootstrap_f1_ci(gold, pred, n_resamples=30, seed=4)
 
 
+def test_bootstrap_replays_exactly_with_seqeval_on_fixture_files(fixture_sets) -> None:
+    _check_bootstrap_replay([sent for gold in fixture_sets.values() for sent in gold])
+
+
+@pytest.mark.needs_real_data
+def test_bootstrap_replays_exactly_with_seqeval(real_sets) -> None:
+    _check_bootstrap_replay(real_sets[FILES[0]])
+
+
+@pytest.mark.needs_real_data
 def test_bootstrap_interval_shape(real_sets) -> None:
     gold = real_sets[FILES[2]]
     pred = _perturb(gold, 0.2, 0)
@@ -154,6 +186,7 @@ def test_bootstrap_interval_shape(real_sets) -> None:
     assert sum(len(c) for c in bootstrap_indices(7, 1000, 0)) == 1000
 
 
+@pytest.mark.needs_real_data
 def test_paired_bootstrap(real_sets) -> None:
     gold = real_sets[FILES[2]]
     worse, better = _perturb(gold, 0.4, 1), _perturb(gold, 0.05, 2)

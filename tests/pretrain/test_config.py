@@ -100,15 +100,16 @@ def test_precision_auto() -> None:
     assert t.resolved_precision(False) == "32-true"
 
 
-def test_path_rule(tmp_path: Path, data_dir: Path) -> None:
+def test_path_rule(tmp_path: Path, fixture_data_root: Path) -> None:
+    root = fixture_data_root
     cfg = load_pretrain_config(PRESETS / "demo-maml.yaml")
-    corpus = cfg.data.corpus_path(data_dir)
-    assert corpus == (data_dir / "corpus/english-mini/train.jsonl.gz").resolve()
+    corpus = cfg.data.corpus_path(root)
+    assert corpus == (root / "corpus/english-mini/train.jsonl.gz").resolve()
     assert Path(corpus).is_file()
-    assert resolve_data_path(str(tmp_path / "x"), data_dir, "k") == tmp_path / "x"
-    assert resolve_data_path("./x", data_dir, "k") == Path("x").resolve()
+    assert resolve_data_path(str(tmp_path / "x"), root, "k") == tmp_path / "x"
+    assert resolve_data_path("./x", root, "k") == Path("x").resolve()
     hub = load_pretrain_config(None, ["data.kind=hub", "data.corpus=pico-lm/pretokenized-dolma"])
-    assert hub.data.corpus_path(data_dir) == "pico-lm/pretokenized-dolma"
+    assert hub.data.corpus_path(root) == "pico-lm/pretokenized-dolma"
 
 
 def test_model_section_builds_the_pico_config() -> None:

@@ -40,10 +40,10 @@ def _final(run_dir: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def test_two_processes_match_one(tmp_path: Path, data_dir: Path) -> None:
+def test_two_processes_match_one(tmp_path: Path, fixture_data_root: Path) -> None:
     from lightning.fabric import Fabric
 
-    corpus = small_corpus(data_dir, tmp_path / "corpus")
+    corpus = small_corpus(fixture_data_root, tmp_path / "corpus")
     cache = tmp_path / "cache"
     single = Fabric(accelerator="cpu", devices=1)
     single.launch()

@@ -29,11 +29,12 @@ def decoded(tokenizer: Tokenizer) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def rows(data_dir: Path, tokenizer: Tokenizer) -> np.ndarray:
-    """Packed rows of ROW tokens from the first 150 documents of the real corpus."""
-    path = data_dir / "corpus" / "english-mini" / "train.jsonl.gz"
+def rows(fixture_data_root: Path, tokenizer: Tokenizer) -> np.ndarray:
+    """Packed rows of ROW tokens from the whole fixture corpus (about 550 rows): hundreds of
+    eligible words at each of the bounds used below."""
+    path = fixture_data_root / "corpus" / "english-mini" / "train.jsonl.gz"
     with gzip.open(path, "rt", encoding="utf-8") as fh:
-        texts = [json.loads(line)["text"] for _, line in zip(range(150), fh, strict=False)]
+        texts = [json.loads(line)["text"] for line in fh]
     ids = np.concatenate([np.asarray(e.ids + [EOS_ID]) for e in tokenizer.encode_batch(texts)])
     return ids[: ids.size // ROW * ROW].reshape(-1, ROW)
 

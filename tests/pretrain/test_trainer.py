@@ -18,9 +18,9 @@ from tests.pretrain.tiny import small_corpus, tiny_config
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, data_dir: Path) -> tuple[tuple[Path, Path], Path]:
+def corpus(tmp_path_factory, fixture_data_root: Path) -> tuple[tuple[Path, Path], Path]:
     root = tmp_path_factory.mktemp("trainer-data")
-    return small_corpus(data_dir, root / "corpus"), root / "cache"
+    return small_corpus(fixture_data_root, root / "corpus"), root / "cache"
 
 
 @pytest.fixture()
@@ -143,7 +143,7 @@ def test_per_step_branch_draw(corpus, fabric, tmp_path) -> None:
     assert set(counts) == {(2.0, 0.0), (0.0, 2.0)}  # both kinds occur, never mixed
 
 
-def test_hub_run_still_reads_the_local_valid_split(corpus, monkeypatch, data_dir) -> None:
+def test_hub_run_still_reads_the_local_valid_split(corpus, monkeypatch, fixture_data_root) -> None:
     """Streaming training data must not silently drop held-out perplexity."""
     import numpy as np
 
@@ -158,7 +158,7 @@ def test_hub_run_still_reads_the_local_valid_split(corpus, monkeypatch, data_dir
 
     monkeypatch.setattr(corpus_mod, "HubRowStream", FakeStream)
     cfg = tiny_config(*corpus, "data.kind=hub", "data.corpus=pico-lm/pretokenized-dolma")
-    data = inputs.load_training_data(cfg, data_dir, 0, 1)
+    data = inputs.load_training_data(cfg, fixture_data_root, 0, 1)
     assert data.valid is not None and data.valid.rows.shape[1] == cfg.data.seq_len + 1
     assert data.train_probe.shape[0] == cfg.dynamics.eval_batch_size
 

@@ -1,4 +1,4 @@
-"""Shared helpers for the trainer tests: a slice of the real corpus and a tiny config."""
+"""Shared helpers for the trainer tests: a corpus slice from a data root and a tiny config."""
 
 from __future__ import annotations
 
