@@ -176,6 +176,7 @@ def test_pairing_and_convergence_deltas():
     assert rows[0]["delta AUC"] == pytest.approx((auc_m - auc_v) / 2)
 
 
+@pytest.mark.needs_real_data
 def test_span_statistics_reproduce_paper_table_4(data_dir):
     """Appendix D.1: sk_snk train has PER 2,277 (87.6% single-word), LOC 277 (75.1%),
     ORG 153 (56.9%)."""

@@ -25,6 +25,7 @@ MICRO = [
 
 
 @pytest.mark.slow
+@pytest.mark.needs_real_data
 def test_demo_pipeline_end_to_end(tmp_path, data_dir):
     grid = yaml.safe_load((ROOT / "configs/study/demo.yaml").read_text())
     for b in grid["backbones"]:
