@@ -255,8 +255,10 @@ class LinearChainCRF(nn.Module):
             betas.append(beta)
         alpha = torch.stack(alphas, dim=1)
         beta = torch.stack(betas[::-1], dim=1)
-        log_z = torch.logsumexp(alphas[-1] + end.unsqueeze(0), dim=1)
-        probs = torch.exp(alpha + beta - log_z.view(bsz, 1, 1))
+        # exp(alpha + beta - log Z), normalised over the tags at each position instead: equal in
+        # exact arithmetic, but with large scores float32 rounding of log Z made some
+        # probabilities exceed 1 (by up to 2e-4); a softmax keeps them in [0, 1].
+        probs = torch.softmax(alpha + beta, dim=-1)
         return probs.masked_fill(~mask.unsqueeze(-1), 0.0)
 
 
