@@ -23,9 +23,12 @@ def config_file(tmp_path: Path, fixture_data_root: Path) -> Path:
     return path
 
 
-def test_cli_stop_then_resume(config_file: Path, tmp_path: Path, capsys) -> None:
+def test_cli_stop_then_resume(
+    config_file: Path, fixture_data_root: Path, tmp_path: Path, capsys
+) -> None:
     run = tmp_path / "run"
-    argv = ["pretrain", "--config", str(config_file), "--run-dir", str(run), "--devices", "1"]
+    argv = ["--data-dir", str(fixture_data_root), "pretrain", "--config", str(config_file)]
+    argv += ["--run-dir", str(run), "--devices", "1"]
     assert (
         main([*argv, "--stop-at-step", "1", "training.max_steps=2", "checkpointing.every=1"]) == 0
     )

@@ -91,7 +91,10 @@ def test_compiled_and_eager_agree_after_three_adamw_steps(tmp_path: Path) -> Non
 
 
 def test_pretrain_cli_says_compile_is_not_applied_yet(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    fixture_data_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from picomaml.cli.main import main as cli_main
     from picomaml.pretrain import trainer
@@ -99,9 +102,10 @@ def test_pretrain_cli_says_compile_is_not_applied_yet(
     seen = []
     monkeypatch.setattr(trainer, "run_pretraining", lambda cfg, *a, **k: seen.append(cfg))
     config = "configs/pretrain/demo-vanilla.yaml"
-    run = str(tmp_path / "run")
-    assert cli_main(["pretrain", "--config", config, "--run-dir", run]) == 0
+    argv = ["--data-dir", str(fixture_data_root), "pretrain", "--config", config]
+    argv += ["--run-dir", str(tmp_path / "run")]
+    assert cli_main(argv) == 0
     assert "runtime.compile" not in capsys.readouterr().err
-    assert cli_main(["pretrain", "--config", config, "--run-dir", run, "runtime.compile=true"]) == 0
+    assert cli_main([*argv, "runtime.compile=true"]) == 0
     assert "runtime.compile=true is not applied by the trainer yet" in capsys.readouterr().err
     assert [c.runtime.compile for c in seen] == ["auto", True]

@@ -191,11 +191,14 @@ def loaded_labels() -> set[str]:
     return set(LABELS)
 
 
-def test_tag_cli_text_json_and_empty(head_run: Path, capsys: pytest.CaptureFixture) -> None:
-    assert cli_main(["tag", str(head_run), "Pumunta si Maria sa Cebu."]) == 0
+def test_tag_cli_text_json_and_empty(
+    head_run: Path, data_root: Path, capsys: pytest.CaptureFixture
+) -> None:
+    tag = ["--data-dir", str(data_root), "tag", str(head_run)]
+    assert cli_main([*tag, "Pumunta si Maria sa Cebu."]) == 0
     out = capsys.readouterr().out
     assert "Maria" in out and "entities:" in out
-    assert cli_main(["tag", str(head_run), "Pumunta si Maria sa Cebu.", "Salamat", "--json"]) == 0
+    assert cli_main([*tag, "Pumunta si Maria sa Cebu.", "Salamat", "--json"]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [r["words"] for r in rows] == [
         ["Pumunta", "si", "Maria", "sa", "Cebu", "."],
@@ -203,24 +206,24 @@ def test_tag_cli_text_json_and_empty(head_run: Path, capsys: pytest.CaptureFixtu
     ]
     assert all(len(r["tags"]) == len(r["words"]) for r in rows)
     # Text after an option is still text (argparse alone would reject it).
-    assert cli_main(["tag", str(head_run), "--json", "Salamat po", "Si Juan"]) == 0
+    assert cli_main([*tag, "--json", "Salamat po", "Si Juan"]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert [r["words"] for r in rows] == [["Salamat", "po"], ["Si", "Juan"]]
     with pytest.raises(SystemExit):
-        cli_main(["tag", str(head_run), "--json", "Salamat", "--bogus"])
+        cli_main([*tag, "--json", "Salamat", "--bogus"])
     capsys.readouterr()
-    assert cli_main(["tag", str(head_run), ""]) == 2
+    assert cli_main([*tag, ""]) == 2
     assert "no text to tag" in capsys.readouterr().err
 
 
-def test_evaluate_run_dir_missing_files(head_run: Path, tmp_path: Path, capsys) -> None:
+def test_evaluate_run_dir_missing_files(data_root: Path, tmp_path: Path, capsys) -> None:
     with pytest.raises(PicomamlError, match="does not exist"):
         load_run(tmp_path / "nope")
     (tmp_path / "partial").mkdir()
     (tmp_path / "partial" / "run.json").write_text("{}")
     with pytest.raises(PicomamlError, match="missing finetune.yaml.*crf_head"):
         load_run(tmp_path / "partial")
-    assert cli_main(["evaluate", str(tmp_path / "partial")]) == 2
+    assert cli_main(["--data-dir", str(data_root), "evaluate", str(tmp_path / "partial")]) == 2
     assert "is missing" in capsys.readouterr().err
 
 
