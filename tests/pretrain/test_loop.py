@@ -196,6 +196,20 @@ def test_optimizer_state_keeps_this_optimizer_kernel() -> None:
     assert cpu.defaults["fused"] is None  # CPU parameters: the default kernel
 
 
+def test_trainer_compiles_the_blocks_when_asked(corpus, tmp_path, capsys) -> None:
+    """Compiling is lazy, so building the trainer shows the wiring without a compile."""
+    fabric = _fabric()
+    eager = trainer.Trainer(
+        fabric, tiny_config(*corpus), tmp_path / "a", data_dir=None, resume=False
+    )
+    assert not eager.compiled and "compiled" not in capsys.readouterr().err
+    cfg = tiny_config(*corpus, "runtime.compile=true")
+    comp = trainer.Trainer(fabric, cfg, tmp_path / "b", data_dir=None, resume=False)
+    assert comp.compiled and "decoder blocks are compiled" in capsys.readouterr().err
+    assert all(getattr(b, "_compiled_call_impl", None) is not None for b in comp.raw_model.layers)
+    assert list(comp.raw_model.state_dict()) == list(eager.raw_model.state_dict())
+
+
 @pytest.mark.slow
 def test_compiled_trainer_matches_eager(corpus, tmp_path) -> None:
     """``runtime.compile=true``: the same losses and parameters after 3 steps as eager (both

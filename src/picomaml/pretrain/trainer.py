@@ -267,6 +267,13 @@ class Trainer:
 
         # Blocks compiled in place: parameter names (and so checkpoints) stay plain.
         self.compiled = maybe_compile(model, cfg.runtime.compile, fabric.device)
+        if self.compiled and self.rank == 0:
+            print(
+                "pretrain: note: the decoder blocks are compiled (runtime.compile); the first "
+                "steps of each input shape include the compile time",
+                file=sys.stderr,
+                flush=True,
+            )
         self.raw_model, self.head = model, head
         self.model = fabric.setup_module(model)
         self.model.mark_forward_method("hidden_states")
