@@ -20,6 +20,7 @@ from picomaml.pretrain.maml import (
     adapt_and_query,
     body_forward,
     dropout_masks,
+    episode_inputs,
     episode_loss,
     feature_collapse,
     init_output_layer,
@@ -226,6 +227,31 @@ def test_uneven_shards_are_an_error() -> None:
         episode_loss(
             _backbone(), _head(), _episode(), _cfg(), rank=0, world_size=3, all_gather=lambda t: t
         )
+
+
+def test_prepared_inputs_give_the_same_episode() -> None:
+    """``episode_inputs`` (what the trainer prepares one micro-batch ahead) changes nothing."""
+    from picomaml.errors import PicomamlError
+
+    ep, cfg = _episode(), _cfg(output_init="xavier")
+    results = []
+    for prepared in (False, True):
+        backbone, head = _backbone(), _head(dropout=0.2)
+        source = episode_inputs(ep, "cpu", rank=1, world_size=2) if prepared else ep
+        loss, metrics = episode_loss(
+            backbone, head, source, cfg, rank=1, world_size=2, all_gather=lambda t: t.repeat(2, 1)
+        )
+        loss.backward()
+        results.append((loss.detach(), metrics, _grads(backbone, head)))
+    (loss_a, metrics_a, grads_a), (loss_b, metrics_b, grads_b) = results
+    assert torch.equal(loss_a, loss_b) and metrics_a.keys() == metrics_b.keys()
+    assert all(torch.equal(metrics_a[k], metrics_b[k]) for k in metrics_a)
+    assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b, strict=True))
+    inputs = episode_inputs(ep, "cpu", rank=1, world_size=2)
+    assert inputs.support_ids.shape[0] == len(ep.support_labels) // 2
+    assert torch.equal(inputs.query_labels, _t(ep.query_labels[len(ep.query_labels) // 2 :]))
+    with pytest.raises(PicomamlError, match="prepared for rank 1 of 2, called for rank 0 of 2"):
+        episode_loss(_backbone(), _head(), inputs, cfg, rank=0, world_size=2)
 
 
 def test_prototype_init_is_nearest_centroid() -> None:

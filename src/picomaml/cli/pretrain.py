@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -68,12 +67,6 @@ def _run(args: argparse.Namespace) -> int:
     from picomaml.pretrain.trainer import run_pretraining
 
     cfg = load_pretrain_config(args.config, list(args.overrides) + _flag_overrides(args))
-    if cfg.runtime.compile is True:
-        print(
-            "picomaml: note: runtime.compile=true is not applied by the trainer yet; "
-            "this run is eager",
-            file=sys.stderr,
-        )
     run_dir = Path(args.run_dir or Path("runs") / "pretrain" / Path(args.config).stem)
     run_pretraining(
         cfg,

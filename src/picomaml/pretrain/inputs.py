@@ -32,6 +32,22 @@ class TrainingData:
         return getattr(self.loader, "rows", None)
 
 
+def to_device(data: np.ndarray | Tensor, device: torch.device | str) -> Tensor:
+    """``data`` on ``device``, without making the host wait for the device.
+
+    On CUDA the host copy is pinned first, so the copy is a real asynchronous DMA that
+    overlaps the kernels already queued (a ``.to(device)`` from pageable memory blocks
+    the host until the device has finished everything before it). The caching host
+    allocator keeps the pinned buffer alive until the copy is done. Elsewhere it is a
+    plain ``.to(device)`` (no-op on CPU).
+    """
+    tensor = data if isinstance(data, Tensor) else torch.from_numpy(np.ascontiguousarray(data))
+    device = torch.device(device)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def corpus_passes(cfg: PretrainConfig, n_rows: int) -> float:
     """Upper bound on passes over a local corpus of ``n_rows`` rows (every micro-batch AR).
 

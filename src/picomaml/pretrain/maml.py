@@ -11,6 +11,8 @@ The contract (what the trainer relies on)::
   ``model.mark_forward_method("hidden_states")`` after ``fabric.setup`` so the call
   goes through the strategy's forward; the MAML branch never touches the output
   projection, so DDP needs ``find_unused_parameters=True`` (or the projection tied).
+  On a single device Fabric does not redirect marked methods, so the precision's
+  autocast must be entered by the caller (the trainer wraps the backbone).
 * Support features are computed once, under ``torch.no_grad()``; the head is adapted
   for ``inner_steps`` plain SGD steps at ``inner_lr`` on *copies* of its parameters,
   so no support-loss gradient can reach any ``.grad`` and the head's own parameters
@@ -52,20 +54,27 @@ The contract (what the trainer relies on)::
 ``metrics`` maps names to detached 0-dim float32 tensors on the head's device (no host
 sync per episode; the trainer reduces them once per logging step). See
 :data:`EPISODE_METRICS` for the names and their meaning.
+
+No host-device sync: nothing here reads a tensor value on the host (no ``.item()``,
+``.tolist()``, boolean indexing or ``nonzero``); host-made tensors (the episode's windows,
+dropout masks, Xavier output layers) are copied with :func:`~picomaml.pretrain.inputs.to_device`
+(pinned, non-blocking on CUDA). ``episode_inputs`` does the copies up front, so a caller
+can start them for the next episode while the current one computes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from picomaml.errors import PicomamlError
 from picomaml.pretrain.config import MetaSection
+from picomaml.pretrain.inputs import to_device
 from picomaml.pretrain.smlmt import Episode
 
 AllGather = Callable[[Tensor], Tensor]
@@ -188,7 +197,7 @@ def dropout_masks(
     gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + stream)
     keep = torch.rand((layers, n, width), generator=gen) >= p
     scaled = keep.to(torch.float32) / (1.0 - p)
-    return list(scaled.to(device).unbind(0))
+    return list(to_device(scaled, device).unbind(0))
 
 
 def class_means(x: Tensor, labels: Tensor, ways: int) -> tuple[Tensor, Tensor]:
@@ -222,7 +231,7 @@ def init_output_layer(
         gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + 999_983)
         bound = math.sqrt(6.0 / (width + ways))
         weight = (torch.rand((ways, width), generator=gen) * 2 - 1) * bound
-        return weight.to(device), torch.zeros(ways, device=device)
+        return to_device(weight, device), torch.zeros(ways, device=device)
     if kind == "prototypes":
         if body_out is None:
             raise PicomamlError("init_output_layer: prototypes need the support body outputs")
@@ -445,51 +454,100 @@ def adapt_and_query(
     return loss, {k: v.detach().float() for k, v in metrics.items()}
 
 
+@dataclass(frozen=True)
+class EpisodeInputs:
+    """One rank's share of an episode, as tensors on its device (see :func:`episode_inputs`).
+
+    ``support_ids``/``support_mask``: this rank's shard of the support windows;
+    ``support_labels``: the whole support set's labels (every rank runs the same inner
+    loop); ``query_*``: this rank's shard ``q_part`` of the ``n_query`` query windows.
+    """
+
+    support_ids: Tensor
+    support_mask: Tensor
+    support_labels: Tensor
+    query_ids: Tensor
+    query_mask: Tensor
+    query_labels: Tensor
+    ways: int
+    seed: int
+    n_query: int
+    q_part: slice
+    rank: int
+    world_size: int
+
+
+def episode_inputs(
+    episode: Episode, device: torch.device | str, *, rank: int = 0, world_size: int = 1
+) -> EpisodeInputs:
+    """Copy this rank's share of ``episode`` to ``device`` (pinned and non-blocking on CUDA).
+
+    Why separate from :func:`episode_loss`: the trainer calls it for the next episode
+    while the current micro-batch runs, so the copies overlap the computation.
+    """
+    n_s, n_q = len(episode.support_labels), len(episode.query_labels)
+    s_part = _shard(n_s, rank, world_size, "support set")
+    q_part = _shard(n_q, rank, world_size, "query set")
+    return EpisodeInputs(
+        support_ids=to_device(episode.support_ids[s_part], device),
+        support_mask=to_device(episode.support_mask[s_part], device),
+        support_labels=to_device(episode.support_labels, device),
+        query_ids=to_device(episode.query_ids[q_part], device),
+        query_mask=to_device(episode.query_mask[q_part], device),
+        query_labels=to_device(episode.query_labels[q_part], device),
+        ways=episode.ways,
+        seed=episode.seed,
+        n_query=n_q,
+        q_part=q_part,
+        rank=rank,
+        world_size=world_size,
+    )
+
+
 def episode_loss(
     backbone: nn.Module,
     head: MetaHead,
-    episode: Episode,
+    episode: Episode | EpisodeInputs,
     cfg: MetaSection,
     *,
     rank: int = 0,
     world_size: int = 1,
     all_gather: AllGather | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Query loss of one first-order MAML episode; see the module docstring for the contract."""
-    params = head.episode_params()
-    device = params[0].device if params else next(backbone.parameters()).device
-    n_s, n_q = len(episode.support_labels), len(episode.query_labels)
-    s_part = _shard(n_s, rank, world_size, "support set")
-    q_part = _shard(n_q, rank, world_size, "query set")
+    """Query loss of one first-order MAML episode; see the module docstring for the contract.
 
-    def to_dev(a: np.ndarray) -> Tensor:
-        return torch.from_numpy(np.ascontiguousarray(a)).to(device, non_blocking=True)
+    ``episode`` is an :class:`~picomaml.pretrain.smlmt.Episode` (copied here) or the
+    :class:`EpisodeInputs` that :func:`episode_inputs` made for this ``rank``.
+    """
+    if isinstance(episode, EpisodeInputs):
+        if (episode.rank, episode.world_size) != (rank, world_size):
+            raise PicomamlError(
+                f"episode_loss: inputs prepared for rank {episode.rank} of "
+                f"{episode.world_size}, called for rank {rank} of {world_size}"
+            )
+        inputs = episode
+    else:
+        params = head.episode_params()
+        device = params[0].device if params else next(backbone.parameters()).device
+        inputs = episode_inputs(episode, device, rank=rank, world_size=world_size)
 
     with torch.no_grad():
         s_local = window_features(
-            backbone,
-            to_dev(episode.support_ids[s_part]),
-            to_dev(episode.support_mask[s_part]),
-            cfg.representation,
+            backbone, inputs.support_ids, inputs.support_mask, cfg.representation
         )
         s_feat = _gather(s_local.float(), all_gather, world_size)
-    q_feat = window_features(
-        backbone,
-        to_dev(episode.query_ids[q_part]),
-        to_dev(episode.query_mask[q_part]),
-        cfg.representation,
-    )
+    q_feat = window_features(backbone, inputs.query_ids, inputs.query_mask, cfg.representation)
     return adapt_and_query(
         head,
         s_feat,
-        to_dev(episode.support_labels),
+        inputs.support_labels,
         q_feat,
-        to_dev(episode.query_labels[q_part]),
+        inputs.query_labels,
         cfg,
-        ways=episode.ways,
-        seed=episode.seed,
-        q_part=q_part,
-        n_query=n_q,
+        ways=inputs.ways,
+        seed=inputs.seed,
+        q_part=inputs.q_part,
+        n_query=inputs.n_query,
         world_size=world_size,
     )
 
@@ -497,12 +555,14 @@ def episode_loss(
 __all__ = [
     "EPISODE_METRICS",
     "OUTPUT_INITS",
+    "EpisodeInputs",
     "REPRESENTATIONS",
     "MetaHead",
     "adapt_and_query",
     "body_forward",
     "class_means",
     "dropout_masks",
+    "episode_inputs",
     "episode_loss",
     "feature_collapse",
     "head_forward",

@@ -1,9 +1,12 @@
 """Per-step statistics of the pretraining loop and the logging window that averages them.
 
-A statistic is a field of :class:`StepStats`. During a step the fields are summed on the
-device (one tensor, no host sync per micro-batch) by :class:`StatsAccumulator`, averaged over
-ranks with one collective, and read back as a :class:`StepStats`. To log a new statistic, add
-a field, ``add`` to it in the loop and name it in :meth:`Window.flush`.
+A statistic is a field of :class:`StepStats`. Between two read-backs (every logging step,
+plus checkpoint and dynamics steps) the fields are summed on the device, over micro-batches
+and optimizer steps alike, by :class:`StatsAccumulator` (no host sync per micro-batch or per
+step), then averaged over ranks with one collective and read back as a :class:`StepStats`:
+the loop's one host-device sync per logging step. :class:`Window` adds the read-backs up
+until the log line. To log a new statistic, add a field, ``add`` to it in the loop and name
+it in :meth:`Window.flush`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +26,8 @@ from picomaml.pretrain.maml import EPISODE_METRICS
 
 @dataclass
 class StepStats:
-    """Sums over one optimizer step's micro-batches (losses, counts, episode metrics), or
-    over several steps (a logging window)."""
+    """Sums over micro-batches (losses, counts, episode metrics, non-finite counts) and
+    optimizer steps (gradient norms) since a read-back, or over a logging window."""
 
     ar_loss: float = 0.0
     n_ar: float = 0.0
@@ -31,6 +35,7 @@ class StepStats:
     n_meta: float = 0.0
     bad_ar: float = 0.0
     bad_meta: float = 0.0
+    bad_grad: float = 0.0
     support_acc_before: float = 0.0
     support_acc_after: float = 0.0
     support_loss_before: float = 0.0
@@ -62,26 +67,64 @@ def stat_names() -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(StepStats))
 
 
+#: The counts of non-finite values: AR losses, query losses, gradient norms.
+BAD_KEYS = ("bad_ar", "bad_meta", "bad_grad")
+
+
 class StatsAccumulator:
-    """Device-side sums of :class:`StepStats` fields during one step."""
+    """Device-side sums of :class:`StepStats` fields since the last read-back.
+
+    It also remembers, on the device, the first optimizer step whose values were not
+    finite, so a read-back several steps later can still say where it started.
+    """
 
     def __init__(self, device: torch.device) -> None:
         dtype = torch.float32 if device.type == "mps" else torch.float64
         names = stat_names()
         self._slot = {name: i for i, name in enumerate(names)}
+        first = self._slot[BAD_KEYS[0]]
+        assert [self._slot[k] for k in BAD_KEYS] == list(range(first, first + len(BAD_KEYS)))
+        self._bad = slice(first, first + len(BAD_KEYS))
         self.values = torch.zeros(len(names), dtype=dtype, device=device)
+        self._bad_seen = torch.zeros((), dtype=dtype, device=device)
+        self._first_bad = torch.full((), math.inf, dtype=dtype, device=device)
+        self.steps = 0
 
     def add(self, name: str, value: Tensor | float) -> None:
         """Add ``value`` (a device tensor stays on the device) to the sum ``name``."""
         self.values[self._slot[name]] += value
 
-    def to_stats(self, values: Tensor) -> StepStats:
-        """``values`` (this accumulator's tensor after reduction) as named statistics."""
-        return StepStats(*(float(v) for v in values.cpu().tolist()))
+    def end_step(self, step: int) -> None:
+        """Close optimizer step ``step``: if it added a non-finite count, and it is the
+        first since the last reset, remember its number (on the device)."""
+        bad = self.values[self._bad].sum()
+        new = torch.where(bad > self._bad_seen, self._first_bad.clamp(max=step), self._first_bad)
+        self._first_bad, self._bad_seen = new, bad
+        self.steps += 1
+
+    def read(self, all_reduce: Callable[[Tensor], Tensor]) -> StepStats:
+        """The sums since the last reset, averaged over ranks by ``all_reduce`` (in place).
+
+        This is where the host waits for the device: call it once per logging step.
+        """
+        return StepStats(*(float(v) for v in all_reduce(self.values).cpu().tolist()))
+
+    def first_bad_step(self, all_reduce_min: Callable[[Tensor], Tensor]) -> int | None:
+        """The first step with a non-finite count since the last reset, over all ranks."""
+        first = float(all_reduce_min(self._first_bad.clone()).cpu())
+        return int(first) if math.isfinite(first) else None
+
+    def reset(self) -> None:
+        """Start the next read-back period."""
+        self.values.zero_()
+        self._bad_seen.zero_()
+        self._first_bad.fill_(math.inf)
+        self.steps = 0
 
 
 class Window:
-    """Sums of the reduced per-step stats between two log lines."""
+    """Sums of the read-backs between two log lines; the progress bar's figures are the
+    means since the last read-back."""
 
     def __init__(self, tokens: int) -> None:
         self.sums: StepStats | None = None
@@ -91,9 +134,10 @@ class Window:
         self.total_ar = self.total_meta = 0
         self.last: dict[str, float] = {}
 
-    def add(self, stats: StepStats, tokens: int) -> None:
+    def add(self, stats: StepStats, steps: int, tokens: int) -> None:
+        """Add a read-back covering ``steps`` optimizer steps; ``tokens`` read so far."""
         self.sums = stats if self.sums is None else self.sums + stats
-        self.steps += 1
+        self.steps += steps
         self.tokens = tokens
         self.total_ar += int(stats.n_ar)
         self.total_meta += int(stats.n_meta)

@@ -3,19 +3,26 @@ episodes, mixed per micro-batch (the paper's Algorithm 1).
 
 One optimizer step, read top to bottom (:meth:`Trainer.train_step`):
 
-1. rank 0 draws the branch of each of the step's micro-batches, Bernoulli(``rho``) from
-   a seeded generator (or one draw for the whole step), and broadcasts the draws;
+1. the branch of each of the step's micro-batches is drawn, Bernoulli(``rho``) from a
+   generator seeded identically on every rank (or one draw for the whole step);
 2. each micro-batch computes its loss: ``ar_loss`` on this rank's shard of the global
    micro-batch of rows (``micro_batch_size`` x world size rows), or ``episode_loss``
    on an SMLMT episode that every rank draws identically from a shared seed, each rank
-   encoding its shard of the windows (support features are all-gathered);
+   encoding its shard of the windows (support features are all-gathered); the next
+   micro-batch's inputs are prepared and copied while this one computes;
 3. ``fabric.backward(loss / accumulation_steps)`` under ``no_backward_sync`` except on
    the last micro-batch, so DDP averages the accumulated gradients once;
 4. the meta head (outside DDP) has its gradients averaged over ranks by hand;
-5. non-finite losses stop the run; gradients are clipped (global L2 norm of backbone and
-   head together); AdamW step, scheduler step, ``zero_grad``;
+5. gradients are clipped (global L2 norm of backbone and head together); on a read-back
+   step (logging, checkpoint, dynamics or last step) the statistics are read back and a
+   non-finite loss or gradient norm stops the run; AdamW step, scheduler step,
+   ``zero_grad``;
 6. logging (``metrics.jsonl``, progress bar, optional Fabric loggers), learning
    dynamics and checkpoints at their cadences.
+
+No host-device sync happens per micro-batch or per step: losses, counts and norms stay
+on the device and are read back once per read-back step (docs/pretraining-run.md lists
+the syncs that remain).
 
 With the same global batch, the gradients equal those of a single-process run, so the
 parameters agree across world sizes (``tests/pretrain/test_distributed.py``), and stopping and
@@ -25,14 +32,14 @@ SMLMT episodes are drawn from a pool made of the first ``meta.pool_tokens`` toke
 (whole packed rows, in file order) of the training corpus, the same rows on every rank.
 
 Around the loop: :mod:`.launch` (Fabric, strategy, collectives), :mod:`.inputs` (rows, pool,
-held-out batches), :mod:`.rundir` (fresh start or resume), :mod:`.stats` (per-step statistics
-and the logging window) and :mod:`.checkpoint`.
+held-out batches, device copies), :mod:`.rundir` (fresh start or resume), :mod:`.stats`
+(statistics and the logging window) and :mod:`.checkpoint`.
 """
 
 from __future__ import annotations
 
-import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +54,24 @@ from picomaml.data.tokenizer import MASK_ID
 from picomaml.errors import PicomamlError
 from picomaml.fileio import append_jsonl
 from picomaml.model import PicoConfig, PicoDecoder
+from picomaml.model.compile import maybe_compile
 from picomaml.pretrain import checkpoint as ckpt
 from picomaml.pretrain import dynamics
 from picomaml.pretrain.config import PretrainConfig
-from picomaml.pretrain.inputs import corpus_passes, load_training_data, valid_batches
-from picomaml.pretrain.launch import average_grads, build_fabric, ddp_strategy, is_fsdp
-from picomaml.pretrain.maml import MetaHead, episode_loss
+from picomaml.pretrain.inputs import corpus_passes, load_training_data, to_device, valid_batches
+from picomaml.pretrain.launch import (
+    all_reduce_mean,
+    all_reduce_min,
+    average_grads,
+    build_fabric,
+    ddp_strategy,
+    gather_equal,
+    is_fsdp,
+)
+from picomaml.pretrain.maml import EpisodeInputs, MetaHead, episode_inputs, episode_loss
 from picomaml.pretrain.rundir import checkpoint_root, resume_point, write_run_start
 from picomaml.pretrain.schedule import build_scheduler
-from picomaml.pretrain.smlmt import decode_vocab
+from picomaml.pretrain.smlmt import Episode, decode_vocab
 from picomaml.pretrain.stats import EPISODE_KEYS, StatsAccumulator, StepStats, Window
 from picomaml.pretrain.steps import ar_loss, build_sampler
 from picomaml.seeding import seed_everything
@@ -116,6 +132,75 @@ def pico_config(cfg: PretrainConfig) -> PicoConfig:
         return cfg.model.pico_config(max(cfg.data.seq_len, cfg.meta.window))
     except PicomamlError as exc:
         raise PicomamlError(f"model: {exc}") from exc
+
+
+def build_optimizer(
+    model: nn.Module, head: nn.Module | None, cfg: PretrainConfig
+) -> torch.optim.AdamW:
+    """AdamW over :func:`param_groups`; the fused kernel when every parameter is on CUDA.
+
+    Why fused: one kernel for the whole update instead of a few per parameter group, and
+    its step counters live on the device. It is CUDA only here: on CPU it would change
+    the CPU presets' numbers for no measured gain.
+    """
+    groups = param_groups(model, head, cfg)
+    params = [p for g in groups for p in g["params"]]
+    fused = bool(params) and all(p.device.type == "cuda" for p in params)
+    return torch.optim.AdamW(
+        groups,
+        lr=cfg.training.lr,
+        betas=tuple(cfg.training.betas),
+        eps=cfg.training.eps,
+        fused=True if fused else None,
+    )
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """``optimizer.load_state_dict(state)``, keeping this optimizer's kernel choice.
+
+    Why: a state dict carries its groups' ``fused``/``foreach`` flags, so a GPU run's
+    checkpoint would make a CPU resume ask for the fused CUDA kernel (and a CPU
+    checkpoint would turn the fused kernel off on GPU). The step counters are moved to
+    where the kernel keeps them (the parameter's device when fused, else the CPU).
+    """
+    kernel = [{k: g.get(k) for k in ("fused", "foreach")} for g in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, flags in zip(optimizer.param_groups, kernel, strict=True):
+        group.update(flags)
+        for p in group["params"]:
+            step = optimizer.state.get(p, {}).get("step")
+            if isinstance(step, Tensor):
+                device = p.device if flags["fused"] else torch.device("cpu")
+                optimizer.state[p]["step"] = step.to(device=device, dtype=torch.float32)
+
+
+class _AutocastBackbone:
+    """The backbone's ``hidden_states`` under the run's precision, on any strategy.
+
+    Why: Fabric routes a marked method through the strategy's forward (and so through
+    the precision's autocast) only when the module is wrapped (DDP); on a single device
+    ``model.hidden_states`` would run outside autocast, so under ``bf16-mixed`` the
+    episodes would run in float32 while the AR branch runs in bf16. The output is
+    converted as Fabric converts a forward's output, so both routes give the same.
+    """
+
+    def __init__(self, fabric: Fabric, model: nn.Module) -> None:
+        self.fabric, self.model = fabric, model
+
+    def hidden_states(self, ids: Tensor) -> Tensor:
+        with self.fabric.autocast():
+            out = self.model.hidden_states(ids)
+        return self.fabric.strategy.precision.convert_output(out)
+
+
+@dataclass
+class _MicroBatch:
+    """A micro-batch's inputs, already copied (or being copied) to the device."""
+
+    is_meta: bool
+    rows: Tensor | None = None
+    episode: Episode | None = None
+    inputs: EpisodeInputs | None = None
 
 
 class Trainer:
@@ -180,25 +265,36 @@ class Trainer:
                     raise PicomamlError(f"{resume_from}: no {ckpt.HEAD_FILE} for the meta head")
                 head.load_state_dict(head_state)
 
+        # Blocks compiled in place: parameter names (and so checkpoints) stay plain.
+        self.compiled = maybe_compile(model, cfg.runtime.compile, fabric.device)
+        if self.compiled and self.rank == 0:
+            print(
+                "pretrain: note: the decoder blocks are compiled (runtime.compile); the first "
+                "steps of each input shape include the compile time",
+                file=sys.stderr,
+                flush=True,
+            )
         self.raw_model, self.head = model, head
         self.model = fabric.setup_module(model)
         self.model.mark_forward_method("hidden_states")
+        self.backbone = _AutocastBackbone(fabric, self.model)
+        self.gather = gather_equal(fabric)
         if head is not None:
             head.to(fabric.device)
-        optimizer = torch.optim.AdamW(
-            param_groups(model, head, cfg),
-            lr=cfg.training.lr,
-            betas=tuple(cfg.training.betas),
-            eps=cfg.training.eps,
-        )
+        optimizer = build_optimizer(model, head, cfg)
         self.scheduler = build_scheduler(optimizer, cfg.training)
         if state is not None:
-            optimizer.load_state_dict(state["optimizer"])
+            load_optimizer_state(optimizer, state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self._restore(state)
         self.raw_optimizer = optimizer
         self.optimizer = fabric.setup_optimizers(optimizer)
         self.valid_batches = valid_batches(self.data.valid, cfg.dynamics)
+        self.acc = StatsAccumulator(fabric.device)
+        # One micro-batch prepared ahead (and the branch draws of its step when it opens
+        # the next step); never across a checkpoint, so saved positions stay exact.
+        self._ahead: _MicroBatch | None = None
+        self._ahead_draws: list[bool] | None = None
 
     # -- setup helpers ----------------------------------------------------------------------
 
@@ -230,17 +326,23 @@ class Trainer:
         )
         bar = self._progress_bar()
         window = Window(self.tokens)
+        self.acc.reset()
         while self.step < end:
-            stats = self.train_step()
-            self.step += 1
-            window.add(stats, self.tokens)
+            step = self.step + 1
+            log_due = step % cfg.logging.every == 0 or step == end
+            dyn_due = cfg.dynamics.enabled and step % cfg.dynamics.every == 0
+            ckpt_due = step % cfg.checkpointing.every == 0 or step == end
+            stats = self.train_step(read=log_due or dyn_due or ckpt_due, ahead=not ckpt_due)
+            self.step = step
+            if stats is not None:
+                window.add(stats, self.acc.steps, self.tokens)
+                self.acc.reset()
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix_str(window.postfix(), refresh=False)
-            if self.step % cfg.logging.every == 0 or self.step == end:
+                if stats is not None:
+                    bar.set_postfix_str(window.postfix(), refresh=False)
+            if log_due:
                 self._log(window.flush(self.step, self._lr()))
-            dyn_due = cfg.dynamics.enabled and self.step % cfg.dynamics.every == 0
-            ckpt_due = self.step % cfg.checkpointing.every == 0 or self.step == end
             extra = self._dynamics(save_tensors=ckpt_due) if dyn_due else None
             if ckpt_due:
                 self._save(extra)
@@ -248,18 +350,35 @@ class Trainer:
             bar.close()
         self.fabric.barrier()
 
-    def train_step(self) -> StepStats:
-        """One optimizer step over ``accum`` micro-batches; returns the rank-reduced stats."""
-        fabric = self.fabric
-        acc = StatsAccumulator(fabric.device)
+    def train_step(self, read: bool = True, ahead: bool = False) -> StepStats | None:
+        """One optimizer step over ``accum`` micro-batches.
+
+        ``read``: read the statistics back (the host waits for the device), stop on a
+        non-finite value before this step's update, and return the rank-averaged sums
+        since the last read-back; otherwise they stay on the device and None is
+        returned. ``ahead``: prepare the next step's first micro-batch during this
+        step's last one (never before a checkpoint, whose data position and generator
+        states must be those after this step).
+        """
+        fabric, acc = self.fabric, self.acc
         logged = (self.step + 1) % self.cfg.logging.every == 0
-        for i, is_meta in enumerate(self._draw_branches()):
+        draws = self._ahead_draws if self._ahead_draws is not None else self._draw_branches()
+        self._ahead_draws = None
+        for i, is_meta in enumerate(draws):
             last = i == self.accum - 1
+            batch = self._ahead if self._ahead is not None else self._prepare(is_meta)
+            self._ahead = None
             # Under DDP the last micro-batch's backward also averages over ranks, so its
             # gradient is not that micro-batch's own: it is not measured.
             before = self._grads() if logged and (self.world == 1 or not last) else None
             with fabric.no_backward_sync(self.model, enabled=not last):
-                loss = self._meta_micro_batch(acc) if is_meta else self._ar_micro_batch(acc)
+                loss = self._meta_loss(batch, acc) if is_meta else self._ar_loss(batch, acc)
+                # The next inputs are made and copied while this micro-batch computes.
+                if not last:
+                    self._ahead = self._prepare(draws[i + 1])
+                elif ahead:
+                    self._ahead_draws = self._draw_branches()
+                    self._ahead = self._prepare(self._ahead_draws[0])
                 fabric.backward(loss / self.accum)
             if before is not None:
                 branch = "meta" if is_meta else "ar"
@@ -267,11 +386,18 @@ class Trainer:
                 acc.add(f"n_{branch}_grad", 1)
         if self.head is not None and self.world > 1:
             average_grads(fabric, list(self.head.parameters()))
-        # Mean over ranks: branch counts are equal on every rank; loss sums become the
-        # global mean once divided by the count (shards are equal in size).
-        stats = acc.to_stats(fabric.all_reduce(acc.values, reduce_op="mean"))
-        self._stop_if_nonfinite(stats)
-        stats.grad_norm = self._clip()
+        norm = self._clip()
+        acc.add("grad_norm", norm)
+        # 16-mixed's gradient scaler skips steps with inf gradients by design.
+        if getattr(fabric.strategy.precision, "precision", "") != "16-mixed":
+            acc.add("bad_grad", (~torch.isfinite(norm)).to(acc.values.dtype))
+        acc.end_step(self.step + 1)
+        stats = None
+        if read:
+            # Mean over ranks: branch counts are equal on every rank; loss sums become the
+            # global mean once divided by the count (shards are equal in size).
+            stats = acc.read(lambda t: all_reduce_mean(fabric, t))
+            self._stop_if_nonfinite(stats)
         self.optimizer.step()
         self.scheduler.step()
         # None, not zeros: a parameter without gradient in a step (the vocabulary
@@ -281,26 +407,34 @@ class Trainer:
         return stats
 
     def _draw_branches(self) -> list[bool]:
-        """Branch per micro-batch (True = meta), drawn on rank 0 and broadcast."""
+        """Branch per micro-batch (True = meta).
+
+        Every rank draws from an identically seeded (and identically restored) generator,
+        so the draws agree without a broadcast (which would sync host and device).
+        """
         if not self.meta_on:
             return [False] * self.accum
-        draws: list[bool] | None = None
-        if self.rank == 0:
-            rho = self.cfg.meta.rho
-            if self.cfg.meta.branch_draw == "per_step":
-                draws = [bool(self.branch_rng.random() < rho)] * self.accum
-            else:
-                draws = [bool(u < rho) for u in self.branch_rng.random(self.accum)]
-        if self.world > 1:
-            draws = self.fabric.broadcast(draws, src=0)
-        assert draws is not None
-        return draws
+        rho = self.cfg.meta.rho
+        if self.cfg.meta.branch_draw == "per_step":
+            return [bool(self.branch_rng.random() < rho)] * self.accum
+        return [bool(u < rho) for u in self.branch_rng.random(self.accum)]
 
-    def _ar_micro_batch(self, acc: StatsAccumulator) -> Tensor:
-        rows = self.data.loader.next_rows(self.cfg.training.micro_batch_size)
-        rows = rows.to(self.fabric.device)
+    def _prepare(self, is_meta: bool) -> _MicroBatch:
+        """Read the next rows or draw the next episode, and start copying it to the device."""
+        device = self.fabric.device
+        if not is_meta:
+            rows = self.data.loader.next_rows(self.cfg.training.micro_batch_size)
+            return _MicroBatch(False, rows=to_device(rows, device))
+        assert self.sampler is not None
+        episode = self.sampler.sample(self.episode_rng)
+        inputs = episode_inputs(episode, device, rank=self.rank, world_size=self.world)
+        return _MicroBatch(True, episode=episode, inputs=inputs)
+
+    def _ar_loss(self, batch: _MicroBatch, acc: StatsAccumulator) -> Tensor:
+        rows = batch.rows
+        assert rows is not None
         loss = ar_loss(self.model, rows)
-        # Kept on the device (no per-micro-batch sync); checked once per step.
+        # Kept on the device (no per-micro-batch sync); checked at the next read-back.
         value = loss.detach().to(acc.values.dtype)
         acc.add("n_ar", 1)
         acc.add("ar_loss", value)
@@ -308,17 +442,16 @@ class Trainer:
         self.tokens += (rows.shape[1] - 1) * rows.shape[0] * self.world
         return loss
 
-    def _meta_micro_batch(self, acc: StatsAccumulator) -> Tensor:
-        assert self.sampler is not None and self.head is not None
-        episode = self.sampler.sample(self.episode_rng)
+    def _meta_loss(self, batch: _MicroBatch, acc: StatsAccumulator) -> Tensor:
+        assert self.head is not None and batch.inputs is not None and batch.episode is not None
         loss, metrics = episode_loss(
-            self.model,
+            self.backbone,  # type: ignore[arg-type]  (has hidden_states, under autocast)
             self.head,
-            episode,
+            batch.inputs,
             self.cfg.meta,
             rank=self.rank,
             world_size=self.world,
-            all_gather=self.fabric.all_gather,
+            all_gather=self.gather,
         )
         # Kept on the device like the AR loss; non-finite values are counted, not summed.
         value = metrics["query_loss"].to(acc.values.dtype)
@@ -328,7 +461,7 @@ class Trainer:
         acc.add("bad_meta", (~finite).to(acc.values.dtype))
         for key in EPISODE_KEYS:
             acc.add(key, metrics[key].to(acc.values.dtype))
-        self.tokens += episode.n_tokens
+        self.tokens += batch.episode.n_tokens
         return loss * self.cfg.meta.loss_weight
 
     def _grads(self) -> list[Tensor | None]:
@@ -347,40 +480,52 @@ class Trainer:
         return total.sqrt()
 
     def _stop_if_nonfinite(self, stats: StepStats) -> None:
-        bad = [name for name in ("ar", "meta") if getattr(stats, f"bad_{name}") > 0]
-        if bad:
-            self._raise_nonfinite(f"non-finite {' and '.join(bad)} loss")
+        """Raise when a read-back counted a non-finite loss or gradient norm.
 
-    def _raise_nonfinite(self, what: str) -> None:
+        The check runs at read-back steps only; an earlier step of the period may have
+        updated the parameters with non-finite values already, which the message says.
+        Nothing is saved in between (checkpoints are read-back steps).
+        """
+        losses = {"bad_ar": "ar loss", "bad_meta": "meta loss"}
+        bad = [what for key, what in losses.items() if getattr(stats, key) > 0]
+        if not bad and stats.bad_grad > 0:  # a non-finite loss makes the norm so too
+            bad = ["gradient norm"]
+        if not bad:
+            return
+        now = self.step + 1
+        first = self.acc.first_bad_step(lambda t: all_reduce_min(self.fabric, t)) or now
         latest = ckpt.latest_checkpoint(self.ckpt_root)
         kept = (
             f"the last good checkpoint is {latest}" if latest else "no checkpoint was written yet"
         )
+        if first == now:
+            when = f"at optimizer step {now}; stopped before updating the parameters"
+        else:
+            steps = f"step {first}" if first == now - 1 else f"steps {first} to {now - 1}"
+            what = "it" if first == now - 1 else "them"
+            when = (
+                f"at optimizer step {first} (read back at step {now}: statistics are read "
+                f"once per logging step); {steps} updated the parameters in memory, nothing "
+                f"of {what} was saved; stopped before step {now}'s update"
+            )
         raise PicomamlError(
-            f"{what} at optimizer step {self.step + 1}; stopped before updating the "
-            f"parameters ({kept}). Lower training.lr, tighten training.grad_clip or check "
-            "the data, then start again or --resume"
+            f"non-finite {' and '.join(bad)} {when} ({kept}). Lower training.lr, tighten "
+            "training.grad_clip or check the data, then start again or --resume"
         )
 
-    def _clip(self) -> float:
-        """Global gradient norm before clipping (clipped to ``training.grad_clip``)."""
+    def _clip(self) -> Tensor:
+        """Global gradient norm before clipping (clipped to ``training.grad_clip``), on the
+        device: no sync (``error_if_nonfinite=False``; the check is at read-back)."""
         clip = self.cfg.training.grad_clip
         if clip is not None:
             norm = self.fabric.clip_gradients(
                 self.model, self.optimizer, max_norm=clip, error_if_nonfinite=False
             )
-        else:
-            grads = [p.grad for g in self.raw_optimizer.param_groups for p in g["params"]]
-            grads = [g for g in grads if g is not None]
-            norm = torch.linalg.vector_norm(
-                torch.stack([torch.linalg.vector_norm(g) for g in grads])
-            )
-        value = float(norm)
-        # 16-mixed's gradient scaler skips steps with inf gradients by design.
-        scaled = getattr(self.fabric.strategy.precision, "precision", "") == "16-mixed"
-        if not math.isfinite(value) and not scaled:
-            self._raise_nonfinite("non-finite gradient norm")
-        return value
+            assert norm is not None
+            return norm
+        grads = [p.grad for g in self.raw_optimizer.param_groups for p in g["params"]]
+        grads = [g for g in grads if g is not None]
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
     def _lr(self) -> float:
         return float(self.raw_optimizer.param_groups[0]["lr"])
