@@ -1,8 +1,8 @@
 """Hub backbone references (``hf:OWNER/REPO[@REVISION][/SUBFOLDER]``), offline.
 
-A loopback server (:mod:`fakehub`) plays the Hub, so the real ``huggingface_hub`` client
-runs end to end: downloads land in a temporary ``HF_HUB_CACHE`` and every request is
-recorded. The repositories mimic the published layouts: Pico-MAML folders
+A loopback server (:mod:`tests.fixtures.fakehub`) plays the Hub, so the real
+``huggingface_hub`` client runs end to end: downloads land in a temporary ``HF_HUB_CACHE``
+and every request is recorded. The repositories mimic the published layouts: Pico-MAML folders
 ``checkpoints/step_N/`` with code, tokenizer and ``fabric_state/`` beside the weights, and a
 pico-lm training branch with one ``Saving HF Model -- Step N`` commit per checkpoint.
 """
@@ -10,10 +10,8 @@ pico-lm training branch with one ``Saving HF Model -- Step N`` commit per checkp
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +20,7 @@ from safetensors.torch import save_file
 
 from picomaml.cli.main import main
 from picomaml.errors import PicomamlError
-from picomaml.model import PicoConfig, PicoDecoder, check_vocab, load_pico, read_pico_config
+from picomaml.model import PicoConfig, check_vocab, load_pico, read_pico_config
 from picomaml.model.hub import (
     HubRef,
     fetch_checkpoint,
@@ -32,13 +30,15 @@ from picomaml.model.hub import (
     steps_from_folders,
 )
 from picomaml.model.pico import Attention, rope_tables
-
-MAML = "davidafrica/pico-maml-decoder-tiny"
-VANILLA = "pico-lm/pico-decoder-tiny"
-VOCAB = 50281  # the published Pico-MAML vocabulary: OLMo's 50,280 ids + [MASK]
-# Small shapes, but the published vocabulary and window (the medium run says 512).
-SMALL = {"d_model": 24, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "max_seq_len": 512}
-
+from tests.fixtures.fakehub import (
+    MAML,
+    SMALL,
+    VANILLA,
+    VOCAB,
+    closed_port,
+    pico_weights,
+    published_files,
+)
 
 # --- parsing ---------------------------------------------------------------------------------
 
@@ -99,137 +99,33 @@ def test_step_listing_helpers_sort_numerically_and_keep_the_newest_commit():
     assert steps_from_commits(newest_first) == [(0, "c1b"), (1000, "c3")]
 
 
-# --- the fake Hub ----------------------------------------------------------------------------
-
-
-def _weights(config: PicoConfig, prefix: str, seed: int) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    return {prefix + k: v.contiguous() for k, v in PicoDecoder(config).state_dict().items()}
-
-
-def _files(config: PicoConfig, model_type: str, prefix: str, seed: int, tmp: Path) -> dict:
-    """A published-style Pico folder: config.json (their fields), weights, code, tokenizer."""
-    arch = "PicoDecoderHF" if model_type == "pico_decoder" else "PicoHF"
-    module = "pico_decoder" if model_type == "pico_decoder" else "pico"
-    cfg = {
-        "activation_hidden_dim": 4 * config.d_model,
-        "architectures": [arch],
-        "attention_n_heads": config.n_heads,
-        "attention_n_kv_heads": config.n_kv_heads,
-        "auto_map": {"AutoConfig": f"{module}.{arch}Config", "AutoModelForCausalLM": arch},
-        "batch_size": 1024,
-        "d_model": config.d_model,
-        "max_seq_len": config.max_seq_len,
-        "model_type": model_type,
-        "n_layers": config.n_layers,
-        "norm_eps": 1e-06,
-        "position_emb_theta": 10000.0,
-        "torch_dtype": "float32",
-        "transformers_version": "4.48.3",
-        "vocab_size": config.vocab_size,
-    }
-    path = tmp / f"w{seed}.safetensors"
-    save_file(_weights(config, prefix, seed), str(path), metadata={"format": "pt"})
-    return {
-        "config.json": json.dumps(cfg).encode(),
-        "model.safetensors": path.read_bytes(),
-        "pico_decoder.py": b"# the authors' model code: never downloaded\n",
-        "tokenizer.json": b"{}",
-    }
-
-
-@pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    """Two published-style repositories served on 127.0.0.1."""
-    pytest.importorskip("huggingface_hub", reason="the [hub] extra (huggingface_hub) is needed")
-    from tests.fixtures.fakehub import FakeHub
-
-    tmp = tmp_path_factory.mktemp("blobs")
-    fake = FakeHub()
-    maml = PicoConfig(vocab_size=VOCAB, **SMALL)
-    files = {".gitattributes": b"*.safetensors filter=lfs\n"}
-    for i, step in enumerate((0, 100, 1000)):
-        for name, data in _files(maml, "pico_decoder", "pico_decoder.", i, tmp).items():
-            files[f"checkpoints/step_{step}/{name}"] = data
-        files[f"checkpoints/step_{step}/fabric_state/latest"] = b"checkpoint"
-        files[f"checkpoints/step_{step}/fabric_state/checkpoint/mp_rank_00.pt"] = b"x" * 64
-    files["checkpoints/step_2000/config.json"] = files["checkpoints/step_0/config.json"]
-    fake.commit(MAML, {".gitattributes": files[".gitattributes"]}, "initial commit")
-    fake.maml_commit = fake.commit(MAML, files, "Upload folder using huggingface_hub")
-
-    # pico-lm layout, pre-March-2025 naming: model_type "pico", tensors "pico.<name>".
-    vanilla = PicoConfig(vocab_size=50304, **SMALL)
-    fake.commit(VANILLA, {".gitattributes": b""}, "initial commit")
-    fake.commit(VANILLA, {"README.md": b"final model"}, "trained to 125k steps")
-    branch = "pico-decoder-tiny-1"
-    fake.commit(VANILLA, {".gitattributes": b""}, "initial commit", branch=branch)
-    fake.vanilla_steps = {}
-    for i, step in enumerate((0, 1000)):
-        fake.vanilla_steps[step] = fake.commit(
-            VANILLA,
-            _files(vanilla, "pico", "pico.", 10 + i, tmp),
-            f"Saving HF Model -- Step {step}",
-            branch=branch,
-        )
-        fake.commit(
-            VANILLA,
-            {"fabric_state/checkpoint.pt": bytes(8)},
-            f"Saving Fabric Checkpoint -- Step {step}",
-            branch=branch,
-        )
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def env(hub, tmp_path, monkeypatch):
-    """A fresh cache, the fake endpoint, online, no token."""
-    from huggingface_hub import constants
-
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    hub.requests.clear()
-    return tmp_path / "cache"
-
-
-def _closed_port() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
-
-
 # --- fetching --------------------------------------------------------------------------------
 
 
-def test_fetch_downloads_only_config_and_weights_and_returns_the_commit(hub, env):
+def test_fetch_downloads_only_config_and_weights_and_returns_the_commit(fake_hub, hub_cache):
     ckpt = fetch_checkpoint(f"hf:{MAML}/checkpoints/step_100")
-    assert ckpt.commit == hub.maml_commit
+    assert ckpt.commit == fake_hub.maml_commit
     assert sorted(p.name for p in ckpt.folder.iterdir()) == ["config.json", "model.safetensors"]
-    assert ckpt.folder.is_relative_to(env)
-    fetched = set(hub.fetched_files())
+    assert ckpt.folder.is_relative_to(hub_cache)
+    fetched = set(fake_hub.fetched_files())
     assert fetched == {"checkpoints/step_100/config.json", "checkpoints/step_100/model.safetensors"}
-    assert not any("fabric_state" in path or "tokenizer" in path for _, path in hub.requests)
+    assert not any("fabric_state" in path or "tokenizer" in path for _, path in fake_hub.requests)
     assert ckpt.provenance() == {
         "reference": f"hf:{MAML}/checkpoints/step_100",
         "repo": MAML,
         "revision": None,
         "subfolder": "checkpoints/step_100",
-        "commit": hub.maml_commit,
-        "pinned": f"hf:{MAML}@{hub.maml_commit}/checkpoints/step_100",
+        "commit": fake_hub.maml_commit,
+        "pinned": f"hf:{MAML}@{fake_hub.maml_commit}/checkpoints/step_100",
     }
 
 
-def test_vocab_50281_checkpoint_loads_from_its_own_config_and_runs(hub, env):
+def test_vocab_50281_checkpoint_loads_from_its_own_config_and_runs(fake_hub, hub_cache):
     ckpt = fetch_checkpoint(f"hf:{MAML}/checkpoints/step_1000")
     model = load_pico(ckpt.folder)
     cfg = model.config
     assert (cfg.vocab_size, cfg.max_seq_len, cfg.d_model, cfg.n_kv_heads) == (VOCAB, 512, 24, 2)
-    expected = _weights(PicoConfig(vocab_size=VOCAB, **SMALL), "", 2)
+    expected = pico_weights(PicoConfig(vocab_size=VOCAB, **SMALL), "", 2)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
     check_vocab(cfg, 50280, "olmo")  # every OLMo id fits; [MASK] 50280 is the last row
     ids = torch.tensor([[0, 17, 50279, 50280]])
@@ -242,32 +138,32 @@ def test_vocab_50281_checkpoint_loads_from_its_own_config_and_runs(hub, env):
         check_vocab(cfg, 50304, "a padded tokenizer")
 
 
-def test_revision_forms_resolve_to_the_same_commit(hub, env):
+def test_revision_forms_resolve_to_the_same_commit(fake_hub, hub_cache):
     by_branch = fetch_checkpoint(f"hf:{MAML}@main/checkpoints/step_0")
-    by_commit = fetch_checkpoint(f"hf:{MAML}@{hub.maml_commit}/checkpoints/step_0")
-    assert by_branch.commit == by_commit.commit == hub.maml_commit
+    by_commit = fetch_checkpoint(f"hf:{MAML}@{fake_hub.maml_commit}/checkpoints/step_0")
+    assert by_branch.commit == by_commit.commit == fake_hub.maml_commit
     assert by_branch.folder == by_commit.folder
 
 
-def test_old_pico_naming_on_a_training_branch_loads(hub, env):
-    commit = hub.vanilla_steps[1000]
+def test_old_pico_naming_on_a_training_branch_loads(fake_hub, hub_cache):
+    commit = fake_hub.vanilla_steps[1000]
     ckpt = fetch_checkpoint(f"hf:{VANILLA}@{commit}")
     assert ckpt.commit == commit
     assert read_pico_config(ckpt.folder).vocab_size == 50304
     model = load_pico(ckpt.folder)  # model_type "pico", tensors "pico.<name>"
-    expected = _weights(PicoConfig(vocab_size=50304, **SMALL), "", 11)
+    expected = pico_weights(PicoConfig(vocab_size=50304, **SMALL), "", 11)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in expected.items())
-    assert set(hub.fetched_files()) == {"config.json", "model.safetensors"}
+    assert set(fake_hub.fetched_files()) == {"config.json", "model.safetensors"}
 
 
-def test_offline_mode_serves_the_cache_without_any_request(hub, env, monkeypatch):
+def test_offline_mode_serves_the_cache_without_any_request(fake_hub, hub_cache, monkeypatch):
     first = fetch_checkpoint(f"hf:{MAML}/checkpoints/step_0")
-    hub.requests.clear()
+    fake_hub.requests.clear()
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_ENDPOINT", _closed_port())
+    monkeypatch.setenv("HF_ENDPOINT", closed_port())
     again = fetch_checkpoint(f"hf:{MAML}/checkpoints/step_0")
     assert (again.folder, again.commit) == (first.folder, first.commit)
-    assert hub.requests == []
+    assert fake_hub.requests == []
     load_pico(again.folder)
 
 
@@ -280,7 +176,9 @@ def test_offline_mode_serves_the_cache_without_any_request(hub, env, monkeypatch
         (f"hf:{MAML}/checkpoints/step_2000", "model.safetensors not found"),
     ],
 )
-def test_missing_repo_step_revision_or_file_is_one_clear_line(hub, env, reference, message):
+def test_missing_repo_step_revision_or_file_is_one_clear_line(
+    fake_hub, hub_cache, reference, message
+):
     with pytest.raises(PicomamlError, match=message) as err:
         fetch_checkpoint(reference)
     text = str(err.value)
@@ -289,10 +187,10 @@ def test_missing_repo_step_revision_or_file_is_one_clear_line(hub, env, referenc
         assert f"picomaml model list-checkpoints hf:{MAML}" in text
 
 
-def test_no_network_and_no_cache(env, monkeypatch):
+def test_no_network_and_no_cache(hub_cache, monkeypatch):
     # Without a cached copy the client retries with backoff (about 23 s): skip the sleeps.
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
-    monkeypatch.setenv("HF_ENDPOINT", _closed_port())
+    monkeypatch.setenv("HF_ENDPOINT", closed_port())
     with pytest.raises(PicomamlError, match="cannot reach the Hub .* not in the local cache"):
         fetch_checkpoint(f"hf:{MAML}/checkpoints/step_0")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -309,38 +207,38 @@ def test_missing_huggingface_hub_is_one_line_with_the_install_command(monkeypatc
 # --- listing and the CLI ---------------------------------------------------------------------
 
 
-def test_list_checkpoint_folders(hub, env):
+def test_list_checkpoint_folders(fake_hub, hub_cache):
     for reference in (f"hf:{MAML}", f"hf:{MAML}/checkpoints"):
         steps = list_checkpoints(reference)
         assert [s.step for s in steps] == [0, 100, 1000, 2000]
         assert str(steps[1].ref) == f"hf:{MAML}/checkpoints/step_100"
-    assert hub.fetched_files() == []  # listing downloads nothing
+    assert fake_hub.fetched_files() == []  # listing downloads nothing
 
 
-def test_list_checkpoint_commits_of_a_training_branch(hub, env):
+def test_list_checkpoint_commits_of_a_training_branch(fake_hub, hub_cache):
     steps = list_checkpoints(f"hf:{VANILLA}@pico-decoder-tiny-1")
-    assert [(s.step, s.commit) for s in steps] == sorted(hub.vanilla_steps.items())
-    assert steps[0].ref == HubRef(VANILLA, hub.vanilla_steps[0])
+    assert [(s.step, s.commit) for s in steps] == sorted(fake_hub.vanilla_steps.items())
+    assert steps[0].ref == HubRef(VANILLA, fake_hub.vanilla_steps[0])
 
 
-def test_cli_lists_checkpoints(hub, env, capsys):
+def test_cli_lists_checkpoints(fake_hub, hub_cache, capsys):
     assert main(["model", "list-checkpoints", f"hf:{MAML}/checkpoints", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["step"] for r in rows] == [0, 100, 1000, 2000]
     assert main(["model", "list-checkpoints", f"hf:{VANILLA}@pico-decoder-tiny-1"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].endswith("2 checkpoints (steps 0..1000)")
-    assert out[2].split() == ["1000", f"hf:{VANILLA}@{hub.vanilla_steps[1000]}"]
+    assert out[2].split() == ["1000", f"hf:{VANILLA}@{fake_hub.vanilla_steps[1000]}"]
 
 
-def test_cli_fetch_then_offline(hub, env, capsys, monkeypatch):
+def test_cli_fetch_then_offline(fake_hub, hub_cache, capsys, monkeypatch):
     ref = f"hf:{MAML}/checkpoints/step_0"
     assert main(["model", "fetch", ref, "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["commit"] == hub.maml_commit and info["config"]["vocab_size"] == VOCAB
+    assert info["commit"] == fake_hub.maml_commit and info["config"]["vocab_size"] == VOCAB
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["model", "fetch", ref]) == 0
-    assert hub.maml_commit in capsys.readouterr().out
+    assert fake_hub.maml_commit in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -353,14 +251,14 @@ def test_cli_fetch_then_offline(hub, env, capsys, monkeypatch):
         (["model", "fetch", "hf:nobody"], "expected hf:OWNER/REPO"),
     ],
 )
-def test_cli_errors_exit_2_with_one_line(hub, env, capsys, argv, message):
+def test_cli_errors_exit_2_with_one_line(fake_hub, hub_cache, capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("picomaml: error: ") and message in err
     assert err.count("\n") == 1
 
 
-def test_cli_list_offline_is_refused(env, capsys, monkeypatch):
+def test_cli_list_offline_is_refused(hub_cache, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["model", "list-checkpoints", f"hf:{MAML}"]) == 2
     assert "HF_HUB_OFFLINE is set" in capsys.readouterr().err
@@ -396,11 +294,11 @@ def test_attention_matches_the_published_formulation():
 
 def test_mixed_prefixes_in_one_file_are_refused(tmp_path):
     cfg = PicoConfig(**SMALL)
-    weights = _weights(cfg, "pico_decoder.", 0)
+    weights = pico_weights(cfg, "pico_decoder.", 0)
     name = "pico_decoder.output_norm.weight"
     weights["pico." + name.removeprefix("pico_decoder.")] = weights[name].clone()
     save_file(weights, str(tmp_path / "model.safetensors"))
-    files = _files(cfg, "pico_decoder", "pico_decoder.", 0, tmp_path)
+    files = published_files(cfg, "pico_decoder", "pico_decoder.", 0, tmp_path)
     (tmp_path / "config.json").write_bytes(files["config.json"])
     with pytest.raises(PicomamlError, match="tensor names clash once the prefixes"):
         load_pico(tmp_path)
