@@ -14,7 +14,7 @@ from picomaml.study.analyses import Analysis, Context, Table
 from picomaml.study.analyses.paper import compare, difference, format_value
 from picomaml.study.paper_numbers import PaperNumber, load_paper_numbers
 from picomaml.study.records import CellRecord, StudyData
-from picomaml.study.report import render_analysis
+from picomaml.study.report import finetune_differences, render_analysis
 
 
 def _number(value, unit: str = "pp", relation: str = "=") -> PaperNumber:
@@ -176,3 +176,14 @@ def test_scale_differences_are_said_and_unavailable_analyses_keep_the_paper_colu
     assert "*Not available: no train logs.*" in text and "**Paper vs ours**" in text
     assert "| delta t90 (MAML - vanilla) | size=large, regime=full | -111.1 | n/a |" in text
     assert "Ours ran at a different scale: fine-tuning data was sliced" in text
+
+
+def test_fine_tuning_settings_are_compared_with_the_papers():
+    numbers = load_paper_numbers()
+    ft = {"lr.head": {1e-2}, "lr.full": {3e-5}, "epochs": {10}, "batch_size": {16}}
+    assert finetune_differences(ft, numbers) == [
+        "fine-tuning learning rate `lr.head` = 0.01 (paper: 3e-05)"
+    ]
+    assert finetune_differences({"epochs": {3, 10}}, numbers) == [
+        "fine-tuning epochs `epochs` = 3, 10 (paper: 10)"
+    ]

@@ -28,7 +28,7 @@ from picomaml.fileio import write_json, write_text
 from picomaml.study.analyses import Analysis, Context, DataAccess, Table, param_count, run_all
 from picomaml.study.analyses.paper import Comparison, compare
 from picomaml.study.config import AnalysisSpec
-from picomaml.study.paper_numbers import load_paper_numbers
+from picomaml.study.paper_numbers import PaperNumber, load_paper_numbers
 from picomaml.study.records import StudyData, load_study
 
 PAPER_STEPS = 6000
@@ -173,10 +173,10 @@ def demo_scale_reasons(
     return list(dict.fromkeys(reasons))
 
 
-def finetune_differences(ft: dict[str, set]) -> list[str]:
+def finetune_differences(ft: dict[str, set], numbers: list[PaperNumber]) -> list[str]:
     """Fine-tuning settings (learning rate, epochs) that differ from the paper's, whose values
     come from ``paper_numbers.yaml`` (``setup.finetune_lr``, ``setup.finetune_epochs``)."""
-    stated = {n.id: n.value for n in load_paper_numbers() if n.analysis == "setup"}
+    stated = {n.id: n.value for n in numbers if n.analysis == "setup"}
     checks = [
         ("lr.head", "setup.finetune_lr", "learning rate"),
         ("lr.full", "setup.finetune_lr", "learning rate"),
@@ -388,7 +388,8 @@ def write_report(
         "## Results",
         "",
     ]
-    paper = compare(analyses, study, ctx, load_paper_numbers(), reasons + finetune_differences(ft))
+    numbers = load_paper_numbers()
+    paper = compare(analyses, study, ctx, numbers, reasons + finetune_differences(ft, numbers))
     for i, a in enumerate(analyses, 1):
         write_tables(a, results_dir, paper.get(a.key))
         lines.append(render_analysis(a, i, paper.get(a.key)))
