@@ -171,3 +171,14 @@ def test_tier_ignores_the_vocabulary_and_the_tokenizer_must_fit(fixture_data_roo
     ):
         finetune(_cfg(str(short)), tmp_path / "no", data_dir=fixture_data_root, log=None)
     assert not (tmp_path / "no").exists()
+
+
+def test_probe_takes_a_hub_reference(fake_hub, hub_cache, fixture_data_root, tmp_path, capsys):
+    """``picomaml probe`` resolves its backbone like fine-tuning does (a few tiny episodes)."""
+    out = tmp_path / "probe.json"
+    argv = ["--data-dir", str(fixture_data_root), "probe", f"hf:{MAML}/checkpoints/step_100"]
+    argv += ["--out", str(out), "--episodes", "2", "--ways", "2", "--shots", "1"]
+    argv += ["--queries", "1", "--window", "32", "--inner-steps", "1"]
+    assert cli_main(argv) == 0, capsys.readouterr().err
+    entry = json.loads(out.read_text())["checkpoints"][0]
+    assert Path(entry["backbone"]).is_relative_to(hub_cache) and entry["step"] == 100
