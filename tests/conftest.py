@@ -24,6 +24,9 @@ from tests.fixtures import FIXTURE_DATA, real_data_root
 # the CPU is shared (parallel test runs, CI neighbours) made them up to 20x slower.
 torch.set_num_threads(1)
 
+# The fake Hugging Face Hub (``fake_hub``, ``hub_cache``) for the hf: backbone tests.
+pytest_plugins = ["tests.fixtures.fakehub"]
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root, reason = real_data_root()

@@ -17,7 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "e.g. lr.head=1e-3 epochs=2 max_train_sentences=200."
         ),
     )
-    p.add_argument("--backbone", help="Pico HF folder, pretraining run dir or checkpoints/step_N")
+    p.add_argument(
+        "--backbone",
+        help="Pico HF folder, pretraining run dir, checkpoints/step_N, or a published "
+        "checkpoint hf:OWNER/REPO[@REVISION][/SUBFOLDER] (needs the [hub] extra)",
+    )
     p.add_argument("--source", help="UNER code with a train split (e.g. sk_snk) or 'all'")
     p.add_argument("--regime", choices=["head", "full"], help="head: frozen backbone; full: all")
     p.add_argument("--seed", type=int, help="random seed (default 0)")

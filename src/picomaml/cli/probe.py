@@ -86,7 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Each figure with a 95%% interval over episodes and the chance level."
         ),
     )
-    p.add_argument("backbone", help="Pico folder, pretraining run dir or checkpoints/step_N")
+    p.add_argument(
+        "backbone",
+        help="Pico folder, pretraining run dir, checkpoints/step_N or hf:OWNER/REPO[@REV][/SUB]",
+    )
     p.add_argument("--ways", type=int, default=None, help="classes per episode (default 32)")
     p.add_argument("--shots", type=int, default=None, help="support windows per class (4)")
     p.add_argument("--queries", type=int, default=None, help="query windows per class (4)")

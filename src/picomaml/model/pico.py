@@ -35,6 +35,11 @@ from picomaml.model.loss import linear_cross_entropy
 
 TIERS: dict[str, int] = {"tiny": 96, "small": 384, "medium": 768, "large": 1536}
 HF_PREFIX = "pico_decoder."
+# Before pico-train commit 5a81476 (March 2025) the same architecture was called "pico":
+# config.json said model_type "pico" and tensors were named "pico.<name>". The math is
+# identical, so such checkpoints (e.g. the pico-lm/pico-decoder-* training branches) load too.
+MODEL_TYPES = ("pico_decoder", "pico")
+WEIGHT_PREFIXES = (HF_PREFIX, "pico.")
 
 
 @dataclass(frozen=True)
@@ -301,8 +306,9 @@ class PicoDecoder(nn.Module):
     def hidden_states(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Final normed hidden states [B, T, d], skipping the vocabulary projection.
 
-        Token ids are not range-checked here (that would force a device sync per call);
-        an id >= vocab_size fails inside the embedding lookup.
+        Token ids are not range-checked up front (that would force a device sync per call):
+        on CPU an id >= vocab_size becomes a :class:`PicomamlError`; callers that may run on
+        CUDA check the tokenizer once with :func:`check_vocab`.
         """
         if input_ids.dim() != 2:
             raise PicomamlError(
@@ -313,7 +319,16 @@ class PicoDecoder(nn.Module):
             raise PicomamlError(
                 f"{seq_len} tokens exceed the model window of {self.config.max_seq_len}"
             )
-        x = self.embedding_proj(input_ids)  # [B, T, d]
+        try:
+            x = self.embedding_proj(input_ids)  # [B, T, d]
+        except IndexError as exc:  # CPU only: on CUDA an out-of-range id is a device assert
+            vocab = self.config.vocab_size
+            bad = input_ids[(input_ids < 0) | (input_ids >= vocab)]
+            first = int(bad[0]) if bad.numel() else "?"
+            raise PicomamlError(
+                f"token id {first} is outside the model's vocabulary of {vocab} (ids "
+                f"0..{vocab - 1}); the tokenizer does not match this checkpoint"
+            ) from exc
         cos, sin = self.rope_cos[:seq_len], self.rope_sin[:seq_len]  # [T, Dh/2]
         for layer in self.layers:
             x = layer(x, cos, sin)  # [B, T, d]
@@ -396,8 +411,11 @@ def read_pico_config(folder: str | Path) -> PicoConfig:
         raise PicomamlError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(raw, dict):
         raise PicomamlError(f"{path}: expected a JSON object, got {type(raw).__name__}")
-    if raw.get("model_type", "pico_decoder") != "pico_decoder":
-        raise PicomamlError(f"{path}: model_type is {raw['model_type']!r}, expected 'pico_decoder'")
+    if raw.get("model_type", "pico_decoder") not in MODEL_TYPES:
+        raise PicomamlError(
+            f"{path}: model_type is {raw['model_type']!r}, expected 'pico_decoder' (or the older "
+            "name 'pico')"
+        )
     missing = [k for k in HF_TO_FIELD if k not in raw and k not in OPTIONAL_HF_KEYS]
     if missing:
         raise PicomamlError(f"{path}: missing key(s) {', '.join(missing)}")
@@ -441,6 +459,28 @@ def save_pico(model: PicoDecoder, folder: str | Path) -> Path:
     return folder
 
 
+def _strip_prefix(name: str) -> str:
+    for prefix in WEIGHT_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def check_vocab(config: PicoConfig, n_token_ids: int, origin: str) -> None:
+    """Raise unless token ids ``0 .. n_token_ids - 1`` all have an embedding row.
+
+    Published Pico-MAML checkpoints have ``vocab_size`` 50,281 (the OLMo tokenizer plus
+    ``[MASK]``), vanilla ones 50,304: both cover the OLMo tokenizer's 50,280 ids. Checking
+    once here replaces a per-batch range check (a device sync) on the GPU path.
+    """
+    if n_token_ids > config.vocab_size:
+        raise PicomamlError(
+            f"{origin}: the tokenizer has {n_token_ids} token ids but the backbone's vocab_size "
+            f"is {config.vocab_size}, so ids {config.vocab_size}..{n_token_ids - 1} have no "
+            "embedding; use the tokenizer this checkpoint was trained with"
+        )
+
+
 def _names(names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
 
@@ -448,8 +488,9 @@ def _names(names: list[str]) -> str:
 def load_pico(folder: str | Path, map_location: str | torch.device = "cpu") -> PicoDecoder:
     """Load a Hugging Face-format Pico folder (published Pico checkpoints or ours).
 
-    Tensor names may carry the ``pico_decoder.`` prefix (HF format) or not (a bare
-    state dict); missing or unexpected names and wrong shapes are errors naming them.
+    Tensor names may carry the ``pico_decoder.`` prefix (HF format), the older ``pico.``
+    prefix, or none (a bare state dict); missing or unexpected names and wrong shapes are
+    errors naming them.
     Weights stored in another dtype (e.g. bf16) are cast to the model's float32.
     """
     folder = Path(folder)
@@ -461,7 +502,12 @@ def load_pico(folder: str | Path, map_location: str | torch.device = "cpu") -> P
         raw = load_file(str(weights), device=str(map_location))
     except Exception as exc:  # safetensors raises its own error types for bad files
         raise PicomamlError(f"{weights}: cannot read safetensors file ({exc})") from exc
-    state = {k.removeprefix(HF_PREFIX): v for k, v in raw.items()}
+    state = {_strip_prefix(k): v for k, v in raw.items()}
+    if len(state) != len(raw):
+        raise PicomamlError(
+            f"{weights}: tensor names clash once the prefixes {', '.join(WEIGHT_PREFIXES)} "
+            "are removed (a mix of naming schemes in one file)"
+        )
     model = PicoDecoder(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

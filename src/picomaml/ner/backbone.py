@@ -1,14 +1,18 @@
 """Which backbone a fine-tuning run uses: resolve a path to a Pico HF folder, check its tier.
 
-A backbone path may be a Pico HF folder, a pretraining run dir (``checkpoints/latest`` names
-the step folder used) or a ``checkpoints/step_N`` folder (layout: :mod:`picomaml.layout`).
-Missing files are errors naming the file, never a silent fallback to another checkpoint.
+A backbone may be a Pico HF folder, a pretraining run dir (``checkpoints/latest`` names
+the step folder used), a ``checkpoints/step_N`` folder (layout: :mod:`picomaml.layout`) or
+a published checkpoint on the Hugging Face Hub, ``hf:OWNER/REPO[@REVISION][/SUBFOLDER]``
+(:mod:`picomaml.model.hub`: only ``config.json`` and the weights are downloaded, and the
+commit they came from is kept so a run can record it). Missing files are errors naming
+the file, never a silent fallback to another checkpoint.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -16,6 +20,7 @@ from picomaml import layout
 from picomaml.config import SIZES, parse_yaml
 from picomaml.errors import PicomamlError
 from picomaml.model import PicoConfig, PicoDecoder, config_for, load_pico, read_pico_config
+from picomaml.model.hub import fetch_checkpoint, is_hub_ref, parse_hub_ref
 
 #: Fields of a ``PicoConfig`` that define the backbone's shape (``max_seq_len`` and RoPE
 #: settings are not: the same weights run with any window).
@@ -27,6 +32,10 @@ SHAPE_KEYS: tuple[str, ...] = (
     "vocab_size",
     "activation_hidden_dim",
 )
+#: The shape fields that name a tier. ``vocab_size`` is not one: the published Pico-MAML
+#: checkpoints have 50,281 rows (OLMo's ids + ``[MASK]``) and vanilla Pico 50,304, both of
+#: the same tiers; whether a tokenizer fits is :func:`picomaml.model.check_vocab`'s question.
+TIER_KEYS: tuple[str, ...] = tuple(k for k in SHAPE_KEYS if k != "vocab_size")
 
 
 # --- backbone resolution -------------------------------------------------------------------
@@ -41,6 +50,9 @@ class ResolvedBackbone:
     step: int | None
     run_dir: Path | None
     variant: str | None
+    #: For a Hub reference: repository, revision, subfolder and the resolved commit
+    #: (:meth:`picomaml.model.hub.HubCheckpoint.provenance`); None for a local path.
+    hub: dict[str, str | None] | None = None
 
 
 def _check_pico_folder(folder: Path, what: str) -> None:
@@ -68,13 +80,25 @@ def _pretrain_variant(run_dir: Path) -> str | None:
     return "maml" if meta["enabled"] else "vanilla"
 
 
+def _resolve_hub(reference: str) -> ResolvedBackbone:
+    """Fetch (or find in the Hugging Face cache) a published checkpoint's config and weights."""
+    ckpt = fetch_checkpoint(parse_hub_ref(reference))
+    _check_pico_folder(ckpt.folder, f"Hub checkpoint {reference} (downloaded to)")
+    step = layout.parse_step(ckpt.ref.subfolder.rsplit("/", 1)[-1])
+    return ResolvedBackbone(ckpt.folder, reference, step, None, None, ckpt.provenance())
+
+
 def resolve_backbone(path: str | Path) -> ResolvedBackbone:
     """Find the Pico HF folder behind ``path``.
 
     ``path`` may be a Pico HF folder, a pretraining run dir (``checkpoints/latest`` names the
-    step folder used) or a ``checkpoints/step_N`` folder. Missing files are errors naming the
-    file, never a silent fallback to another checkpoint.
+    step folder used), a ``checkpoints/step_N`` folder, or a Hub reference
+    ``hf:OWNER/REPO[@REVISION][/SUBFOLDER]`` (downloaded into the Hugging Face cache; the
+    pretraining step is read from a ``step_N`` subfolder, else unknown). Missing files are
+    errors naming the file, never a silent fallback to another checkpoint.
     """
+    if is_hub_ref(path):
+        return _resolve_hub(str(path))
     requested = str(path)
     path = Path(path).expanduser()
     if not path.exists():
@@ -117,11 +141,18 @@ def backbone_shape(config: PicoConfig | dict) -> dict[str, int]:
     return shape
 
 
-def tier_of(config: PicoConfig | dict) -> str | None:
-    """The paper tier whose shape ``config`` has, or None for a custom shape."""
+def tier_shape(config: PicoConfig | dict) -> dict[str, int]:
+    """The fields of :func:`backbone_shape` that name a tier (every one but ``vocab_size``)."""
     shape = backbone_shape(config)
+    return {key: shape[key] for key in TIER_KEYS}
+
+
+def tier_of(config: PicoConfig | dict) -> str | None:
+    """The paper tier whose shape ``config`` has (whatever its vocabulary), or None for a
+    custom shape."""
+    shape = tier_shape(config)
     for size in SIZES:
-        if backbone_shape(config_for(size)) == shape:
+        if tier_shape(config_for(size)) == shape:
             return size
     return None
 
@@ -130,7 +161,7 @@ def check_size(config: PicoConfig | dict, size: str | None, where: str) -> None:
     """Raise if the backbone at ``where`` is not of tier ``size`` (no check when None)."""
     if size is None:
         return
-    want, got = backbone_shape(config_for(size)), backbone_shape(config)
+    want, got = tier_shape(config_for(size)), tier_shape(config)
     diffs = [f"{k} {got[k]} (a {size} backbone has {want[k]})" for k in want if want[k] != got[k]]
     if diffs:
         actual = tier_of(config)
@@ -147,5 +178,18 @@ def load_backbone(
 ) -> tuple[PicoDecoder, ResolvedBackbone]:
     """Resolve and load a backbone, checking its tier against ``size`` before loading weights."""
     resolved = resolve_backbone(path)
-    check_size(read_pico_config(resolved.folder), size, str(resolved.folder))
+    where = resolved.requested if resolved.hub else str(resolved.folder)
+    check_size(read_pico_config(resolved.folder), size, where)
     return load_pico(resolved.folder), resolved
+
+
+def recorded_backbone_folder(run: dict[str, Any]) -> Path:
+    """The backbone folder a finished run (its ``run.json``) used: the recorded path, or, for
+    a Hub backbone whose cached copy has gone, the recorded commit fetched again."""
+    folder = Path(run["backbone"])
+    hub = run.get("backbone_hub")
+    if (folder / layout.PICO_WEIGHTS).is_file() or not isinstance(hub, dict):
+        return folder
+    if not hub.get("pinned"):
+        return folder
+    return fetch_checkpoint(str(hub["pinned"])).folder

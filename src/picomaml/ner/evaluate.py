@@ -37,8 +37,8 @@ from picomaml.data.uner import Sentence
 from picomaml.errors import PicomamlError
 from picomaml.fileio import atomic_writer, read_json, write_json
 from picomaml.layout import BACKBONE_DIR, CRF_HEAD, FINETUNE_YAML, RESULTS_JSON, RUN_JSON
-from picomaml.model import PicoDecoder, load_pico
-from picomaml.ner.backbone import backbone_shape
+from picomaml.model import PicoDecoder, check_vocab, load_pico
+from picomaml.ner.backbone import backbone_shape, recorded_backbone_folder
 from picomaml.ner.config import FinetuneConfig
 from picomaml.ner.crf import CRFTagger
 from picomaml.ner.features import encode_sentences, word_features
@@ -116,7 +116,7 @@ def load_run(
                 "config.json or model.safetensors"
             )
     else:
-        folder = Path(run["backbone"])
+        folder = recorded_backbone_folder(run)
         if not (folder / layout.PICO_WEIGHTS).is_file():
             raise PicomamlError(
                 f"the backbone of {run_dir}, {folder}, is gone (no model.safetensors there)"
@@ -129,13 +129,13 @@ def load_run(
             f"backbone {folder} has shape {got}, but {run_dir / RUN_JSON} was fine-tuned on "
             f"{want}: the backbone changed since fine-tuning"
         )
+    tokenizer = load_tokenizer(data_dir)
+    check_vocab(model.config, tokenizer.get_vocab_size(), f"backbone {folder}")
     dev = resolve_device(device)
     model.to(dev).eval()
     tagger = load_head(run_dir, int(model.config.d_model), cfg.constraints).to(dev).eval()
     window = int(run.get("window") or model.config.max_seq_len)
-    return LoadedRun(
-        run_dir, cfg, run, model, tagger, load_tokenizer(data_dir), window, cfg.feature_batch_size
-    )
+    return LoadedRun(run_dir, cfg, run, model, tagger, tokenizer, window, cfg.feature_batch_size)
 
 
 def default_datasets(source: str) -> list[str]:

@@ -33,7 +33,7 @@ from picomaml.data.tokenizer import EOS_ID, load_tokenizer
 from picomaml.data.uner import Sentence
 from picomaml.errors import PicomamlError
 from picomaml.fileio import atomic_writer, jsonl_line, write_json, write_with
-from picomaml.model import PicoConfig, PicoDecoder, save_pico
+from picomaml.model import PicoConfig, PicoDecoder, check_vocab, save_pico
 from picomaml.ner.backbone import ResolvedBackbone, load_backbone, tier_of
 from picomaml.ner.config import FinetuneConfig
 from picomaml.ner.crf import CRFTagger
@@ -172,6 +172,7 @@ def prepare(
     if not train.sentences:
         raise PicomamlError(f"source {cfg.source}: the train split has no sentences")
     tokenizer = load_tokenizer(data_root)
+    check_vocab(model.config, tokenizer.get_vocab_size(), f"backbone {resolved.requested}")
     _prepare_out_dir(out_dir, overwrite)
     save_config(cfg, out_dir / layout.FINETUNE_YAML)
     seed_everything(cfg.seed)
@@ -355,6 +356,7 @@ def write_run(cfg: FinetuneConfig, prep: Prepared, out: Outcome, out_dir: Path) 
     run = {
         "backbone": str(resolved.folder),
         "backbone_requested": resolved.requested,
+        "backbone_hub": resolved.hub,
         "backbone_config": dataclasses.asdict(model.config),
         "source": cfg.source,
         "regime": cfg.regime,

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from picomaml import layout
 from picomaml.config import Regime, check, from_dict, load_config
 from picomaml.data.registry import PUD, SOURCES, TARGETS
 from picomaml.errors import PicomamlError
+from picomaml.model.hub import STEP_DIR_RE, is_hub_ref, parse_hub_ref
 from picomaml.ner.config import FinetuneConfig
 
 SOURCE_CODES: tuple[str, ...] = SOURCES
@@ -38,11 +40,18 @@ class BackboneSpec:
     """One pretrained backbone: a (variant, size) pair and where its weights live.
 
     ``path`` may be a pretraining run dir (its ``checkpoints/latest`` is used), a
-    ``checkpoints/step_N`` folder or a Pico HF folder. ``{results}`` in a path is
+    ``checkpoints/step_N`` folder, a Pico HF folder or a published checkpoint
+    ``hf:OWNER/REPO[@REVISION][/SUBFOLDER]``. ``{results}`` in a path is
     replaced by the grid's results dir, so demo grids are relocatable.
     ``pretrain_config``/``pretrain_overrides`` record how to create ``path`` with
     ``picomaml pretrain``; ``picomaml demo`` runs them, ``picomaml grid`` only
     quotes them when the backbone is missing.
+
+    ``checkpoints`` says where a checkpoint sweep finds step N when ``path`` is not a
+    pretraining run dir: a template with ``{step}`` (e.g. ``hf:OWNER/REPO/checkpoints/
+    step_{step}``) or a mapping from step to reference (pico-lm keeps each step as a commit
+    of a branch: ``{0: hf:pico-lm/pico-decoder-tiny@<commit>, ...}``). For an ``hf:`` path
+    ending in ``checkpoints/step_N`` the template is implied.
     """
 
     variant: str
@@ -50,6 +59,7 @@ class BackboneSpec:
     path: str
     pretrain_config: str | None = None
     pretrain_overrides: list[str] = field(default_factory=list)
+    checkpoints: str | dict[int, str] | None = None
 
     def __post_init__(self) -> None:
         for name in ("variant", "size"):
@@ -61,10 +71,57 @@ class BackboneSpec:
                 value,
             )
         check(bool(self.path), "path", "a non-empty path", self.path)
+        if is_hub_ref(self.path):
+            _check_reference(self.path, "path")
+        if isinstance(self.checkpoints, str):
+            check(
+                "{step}" in self.checkpoints,
+                "checkpoints",
+                "a template containing {step} or a mapping step -> reference",
+                self.checkpoints,
+            )
+            _check_reference(self.checkpoints.replace("{step}", "0"), "checkpoints")
+        elif isinstance(self.checkpoints, dict):
+            check(bool(self.checkpoints), "checkpoints", "a non-empty mapping", self.checkpoints)
+            for step, ref in self.checkpoints.items():
+                check(step >= 0, "checkpoints", "steps >= 0", step)
+                check(bool(ref), f"checkpoints.{step}", "a non-empty reference", ref)
+                _check_reference(ref, f"checkpoints.{step}")
+
+    @property
+    def is_hub(self) -> bool:
+        """True when the weights are a published checkpoint on the Hub (``hf:``)."""
+        return is_hub_ref(self.path)
 
     def resolved_path(self, results_dir: Path) -> Path:
-        """The backbone path with ``{results}`` substituted."""
+        """The backbone path with ``{results}`` substituted (local backbones only)."""
         return Path(self.path.replace("{results}", str(results_dir)))
+
+    def reference(self, results_dir: Path) -> str:
+        """What a cell passes to fine-tuning: the ``hf:`` reference as written, else the
+        local path with ``{results}`` substituted."""
+        return self.path if self.is_hub else str(self.resolved_path(results_dir))
+
+    def checkpoint_template(self) -> str | dict[int, str] | None:
+        """``checkpoints``, or the template implied by an ``hf:.../checkpoints/step_N`` path;
+        None when steps come from a local pretraining run dir."""
+        if self.checkpoints is not None or not self.is_hub:
+            return self.checkpoints
+        ref = parse_hub_ref(self.path)
+        head, _, last = ref.subfolder.rpartition("/")
+        if STEP_DIR_RE.match(last) and head.rsplit("/", 1)[-1] == "checkpoints":
+            return str(ref).rsplit("/", 1)[0] + "/step_{step}"
+        return None
+
+    def checkpoint(self, step: int, results_dir: Path) -> str:
+        """The reference of pretraining step ``step`` (validated at load for explicit steps)."""
+        template = self.checkpoint_template()
+        if isinstance(template, dict):
+            return template[step]
+        if isinstance(template, str):
+            return template.replace("{step}", str(step))
+        run_dir = self.resolved_path(results_dir)
+        return str(layout.step_dir(run_dir / layout.CHECKPOINTS, step))
 
 
 @dataclass
@@ -183,6 +240,7 @@ class GridConfig:
                         raise PicomamlError(
                             f"sweeps[{i}]: no backbone declared for variant={v} size={s}"
                         )
+                    _check_sweep_steps(sweep, self.backbone(v, s), f"sweeps[{i}]")
         reserved = {"backbone", "source", "regime", "seed"} & set(self.finetune)
         if reserved:
             raise PicomamlError(
@@ -197,11 +255,50 @@ class GridConfig:
         raise KeyError((variant, size))
 
 
+def _check_reference(ref: str, key: str) -> None:
+    """An ``hf:`` reference must parse (the network is not asked at load time)."""
+    if is_hub_ref(ref):
+        try:
+            parse_hub_ref(ref)
+        except PicomamlError as exc:
+            raise PicomamlError(f"{key}: {exc}") from exc
+
+
 def _check_lists(obj: Any, names: tuple[str, ...]) -> None:
     for name in names:
         values = getattr(obj, name)
         check(bool(values), name, "a non-empty list", values)
         check(len(set(values)) == len(values), name, "a list without duplicates", values)
+
+
+def _check_sweep_steps(sweep: SweepSpec, spec: BackboneSpec, where: str) -> None:
+    """A sweep over a backbone that is not a local run dir needs steps known without the
+    network, so every shard expands the same cells."""
+    template = spec.checkpoint_template()
+    name = f"variant={spec.variant} size={spec.size}"
+    if template is None:
+        if spec.is_hub:
+            raise PicomamlError(
+                f"{where}: backbone {name} is {spec.path}, which names no checkpoints/step_N "
+                "folder; give the backbone a `checkpoints:` template with {step} or a mapping "
+                f"step -> reference (`picomaml model list-checkpoints {spec.path}` lists them)"
+            )
+        return
+    if isinstance(template, dict):
+        if sweep.steps != "all":
+            missing = [s for s in sweep.steps if s not in template]
+            if missing:
+                raise PicomamlError(
+                    f"{where}: steps {missing} have no entry in the `checkpoints:` of backbone "
+                    f"{name} (it has {sorted(template)})"
+                )
+        return
+    if sweep.steps == "all":
+        raise PicomamlError(
+            f"{where}: `steps: all` over backbone {name} ({template}) would ask the Hub which "
+            "steps exist, so shards could expand differently; list the steps (`picomaml model "
+            "list-checkpoints` shows them)"
+        )
 
 
 def _check_sources(sources: list[str], key: str = "sources") -> None:

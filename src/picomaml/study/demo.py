@@ -60,8 +60,11 @@ def _same_config(saved: Path, wanted: PretrainConfig) -> bool:
 def ensure_backbones(
     grid: GridConfig, results_dir: Path, data_dir: Path | None, say: Callable[[str], None]
 ) -> None:
-    """Pretrain every backbone of ``grid`` that is not finished yet (resume if started)."""
+    """Pretrain every backbone of ``grid`` that is not finished yet (resume if started);
+    published ``hf:`` backbones need none (the grid fetches them)."""
     for b in grid.backbones:
+        if b.is_hub:
+            continue
         run_dir = b.resolved_path(results_dir)
         if b.pretrain_config is None:
             if not run_dir.exists():

@@ -30,9 +30,11 @@ from picomaml.config import from_dict, load_yaml, save_config, to_dict
 from picomaml.errors import PicomamlError
 from picomaml.fileio import append_text, write_json
 from picomaml.layout import CELL_JSON, ERROR_JSON, GRID_YAML, RESULTS_JSON
+from picomaml.model.hub import is_hub_ref
+from picomaml.ner.backbone import resolve_backbone
 from picomaml.ner.evaluate import evaluate_run
 from picomaml.ner.finetune import finetune
-from picomaml.study.config import GridConfig, build_finetune_config
+from picomaml.study.config import BackboneSpec, GridConfig, build_finetune_config
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,28 @@ def checkpoint_steps(run_dir: Path) -> list[int]:
     return [step for step, _ in layout.step_dirs(root, require=layout.PICO_WEIGHTS)]
 
 
+def sweep_steps(spec: BackboneSpec, steps: list[int] | str, results_dir: Path) -> list[int]:
+    """The steps a sweep over ``spec`` covers: the listed ones; for ``all``, the keys of a
+    ``checkpoints:`` mapping or the complete checkpoints in the local run dir. Never the
+    network (a template with ``steps: all`` is refused when the grid is loaded)."""
+    if steps != "all":
+        return list(steps)
+    template = spec.checkpoint_template()
+    if isinstance(template, dict):
+        return sorted(template)
+    return checkpoint_steps(spec.resolved_path(results_dir))
+
+
 def expand_cells(cfg: GridConfig, results_dir: Path) -> list[Cell]:
     """All cells of the grid in a fixed order (main grid first, then sweeps).
 
-    The order depends only on the config (and, for ``steps: all``, on the
-    checkpoints on disk), so every shard of a SLURM array computes the same list.
+    The order depends only on the config (and, for ``steps: all`` over a local run dir,
+    on the checkpoints on disk; never on the network), so every shard of a SLURM array
+    computes the same list.
     """
     cells: list[Cell] = []
     for b in cfg.backbones:
-        path = str(b.resolved_path(results_dir))
+        path = b.reference(results_dir)
         for regime in cfg.regimes:
             for source in cfg.sources:
                 for seed in cfg.seeds:
@@ -82,8 +97,8 @@ def expand_cells(cfg: GridConfig, results_dir: Path) -> list[Cell]:
     for sweep in cfg.sweeps:
         for variant in sweep.variants:
             for size in sweep.sizes:
-                run_dir = cfg.backbone(variant, size).resolved_path(results_dir)
-                steps = checkpoint_steps(run_dir) if sweep.steps == "all" else sweep.steps
+                spec = cfg.backbone(variant, size)
+                steps = sweep_steps(spec, sweep.steps, results_dir)
                 for regime in sweep.regimes:
                     for source in sweep.sources:
                         for seed in sweep.seeds:
@@ -96,7 +111,7 @@ def expand_cells(cfg: GridConfig, results_dir: Path) -> list[Cell]:
                                         regime,
                                         source,
                                         seed,
-                                        str(layout.step_dir(run_dir / layout.CHECKPOINTS, step)),
+                                        spec.checkpoint(step, results_dir),
                                         step,
                                     )
                                 )
@@ -212,7 +227,7 @@ def missing_backbones(cells: list[Cell], cfg: GridConfig) -> list[str]:
     out = []
     seen = set()
     for cell in cells:
-        if cell.backbone in seen or Path(cell.backbone).exists():
+        if cell.backbone in seen or is_hub_ref(cell.backbone) or Path(cell.backbone).exists():
             continue
         seen.add(cell.backbone)
         spec = cfg.backbone(cell.variant, cell.size)
@@ -222,6 +237,18 @@ def missing_backbones(cells: list[Cell], cfg: GridConfig) -> list[str]:
             how = f" (create it with: picomaml pretrain --config {spec.pretrain_config} {extra})"
         out.append(f"{cell.backbone}{how}".rstrip())
     return out
+
+
+def fetch_hub_backbones(cells: list[Cell], say: Callable[[str], None]) -> None:
+    """Download every ``hf:`` backbone of ``cells`` once, before any cell starts: a wrong
+    repository, step or file then stops the grid with one line instead of failing every
+    cell, and parallel workers find the weights in the cache."""
+    refs = list(dict.fromkeys(c.backbone for c in cells if is_hub_ref(c.backbone)))
+    if not refs:
+        return
+    say(f"checking {len(refs)} Hub checkpoint(s) (config.json + weights into the HF cache)")
+    for ref in refs:
+        resolve_backbone(ref)
 
 
 def run_grid(
@@ -247,6 +274,7 @@ def run_grid(
     missing = missing_backbones(todo, cfg)
     if missing:
         raise PicomamlError("backbone(s) not found:\n  " + "\n  ".join(missing))
+    fetch_hub_backbones(todo, _say if progress else lambda _msg: None)
     summary = GridSummary(len(cells), skipped, [], [], results_dir)
     bar = _progress(len(todo), progress)
     if progress and skipped:
@@ -282,6 +310,10 @@ def run_grid(
                     record(cell.cell_id, "failed", 0.0)
     bar.close()
     return summary
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 class _NullBar:

@@ -26,7 +26,9 @@ from picomaml.data.tokenizer import load_tokenizer
 from picomaml.errors import PicomamlError
 from picomaml.fileio import write_json, write_text
 from picomaml.study.analyses import Analysis, Context, DataAccess, Table, param_count, run_all
+from picomaml.study.analyses.paper import Comparison, compare
 from picomaml.study.config import AnalysisSpec
+from picomaml.study.paper_numbers import PaperNumber, load_paper_numbers
 from picomaml.study.records import StudyData, load_study
 
 PAPER_STEPS = 6000
@@ -36,6 +38,10 @@ PAPER_SEQ_LEN = 2048
 PAPER_COMMAND = (
     "picomaml grid configs/study/paper.yaml --results results/paper && "
     "picomaml report results/paper"
+)
+PUBLISHED_COMMAND = (
+    "picomaml grid configs/study/published.yaml --results results/published && "
+    "picomaml report results/published"
 )
 
 
@@ -96,6 +102,7 @@ def backbone_table(data: StudyData) -> tuple[list[dict[str, Any]], dict[str, dic
         if key in seen:
             continue
         backbone = str(c.run.get("backbone", ""))
+        hub = c.run.get("backbone_hub")
         run = data.pretrain_run(c)
         row: dict[str, Any] = {
             "variant": c.variant,
@@ -103,7 +110,15 @@ def backbone_table(data: StudyData) -> tuple[list[dict[str, Any]], dict[str, dic
             "parameters": param_count(c),
             "backbone": backbone,
         }
-        if run is not None:
+        if isinstance(hub, dict):
+            # A published checkpoint: the reference and the commit it resolved to.
+            row["backbone"] = str(hub.get("pinned") or hub.get("reference"))
+            row["published"] = True
+            row["pretraining config"] = (
+                f"published checkpoint {hub.get('reference')} (commit {hub.get('commit')}); "
+                "its pretraining settings are the authors', not recorded here"
+            )
+        elif run is not None:
             cfg = run.config
             configs[str(run.config_file)] = cfg
             tr, meta, d = cfg.get("training", {}), cfg.get("meta", {}), cfg.get("data", {})
@@ -152,9 +167,29 @@ def demo_scale_reasons(
             and any(v not in (None, 0) for v in values)
         ):
             reasons.append(f"fine-tuning data was sliced ({key} = {sorted(map(str, values))})")
-    if str(data.grid.get("name", "")).startswith("demo"):
+    name = str(data.grid.get("name", ""))
+    if name.startswith("demo") or name.endswith("-demo"):
         reasons.append("the grid is the demo grid")
     return list(dict.fromkeys(reasons))
+
+
+def finetune_differences(ft: dict[str, set], numbers: list[PaperNumber]) -> list[str]:
+    """Fine-tuning settings (learning rate, epochs) that differ from the paper's, whose values
+    come from ``paper_numbers.yaml`` (``setup.finetune_lr``, ``setup.finetune_epochs``)."""
+    stated = {n.id: n.value for n in numbers if n.analysis == "setup"}
+    checks = [
+        ("lr.head", "setup.finetune_lr", "learning rate"),
+        ("lr.full", "setup.finetune_lr", "learning rate"),
+        ("epochs", "setup.finetune_epochs", "epochs"),
+    ]
+    out = []
+    for key, paper_id, what in checks:
+        paper = stated.get(paper_id)
+        values = {v for v in ft.get(key, set()) if isinstance(v, (int, float))}
+        if isinstance(paper, float) and values and values != {paper}:
+            shown = ", ".join(f"{v:g}" for v in sorted(values))
+            out.append(f"fine-tuning {what} `{key}` = {shown} (paper: {paper:g})")
+    return out
 
 
 def finetune_settings(data: StudyData) -> dict[str, set]:
@@ -221,11 +256,27 @@ def methods_section(data: StudyData, backbones: list[dict[str, Any]], ft: dict[s
     return "\n".join(lines)
 
 
-def render_analysis(a: Analysis, number: int) -> str:
-    """Markdown for one analysis."""
+def render_paper(c: Comparison) -> str:
+    """The paper-vs-ours table of an analysis, with how our run differs in scale."""
+    lines = [
+        "**Paper vs ours** (ours in the paper's unit; each paper figure's quote is in "
+        f"`tables/{c.key}.json`):",
+        "",
+    ]
+    if c.scale_notes:
+        lines += ["Ours ran at a different scale: " + "; ".join(c.scale_notes) + ".", ""]
+    lines += [markdown_table(c.table), ""]
+    return "\n".join(lines)
+
+
+def render_analysis(a: Analysis, number: int, paper: Comparison | None = None) -> str:
+    """Markdown for one analysis (and, when the paper states numbers for it, the
+    paper-vs-ours table)."""
     lines = [f"### {number}. {a.title}", ""]
     if a.unavailable:
         lines += [f"*Not available: {a.unavailable}.*", ""]
+        if paper is not None:
+            lines.append(render_paper(paper))
         return "\n".join(lines)
     for fig in a.figures:
         lines += [f"![{a.title}]({fig})", ""]
@@ -238,14 +289,17 @@ def render_analysis(a: Analysis, number: int) -> str:
         if cite:
             lines += [cite, ""]
         del i
+    if paper is not None:
+        lines.append(render_paper(paper))
     return "\n".join(lines)
 
 
-def write_tables(a: Analysis, results_dir: Path) -> None:
-    """``tables/<key>.json``: every table with each row's source files."""
+def write_tables(a: Analysis, results_dir: Path, paper: Comparison | None = None) -> None:
+    """``tables/<key>.json``: every table with each row's source files (and ``paper``: the
+    paper-vs-ours rows with the raw values, quotes and scale notes)."""
     out = results_dir / layout.TABLES_DIR
     out.mkdir(exist_ok=True)
-    payload = {
+    payload: dict[str, Any] = {
         "analysis": a.key,
         "title": a.title,
         "unavailable": a.unavailable,
@@ -254,6 +308,8 @@ def write_tables(a: Analysis, results_dir: Path) -> None:
             for t in a.tables
         ],
     }
+    if paper is not None:
+        payload["paper"] = {"scale_notes": paper.scale_notes, "rows": paper.table.rows}
     write_json(out / f"{a.key}.json", payload, indent=1, end="", default=str)
 
 
@@ -302,13 +358,22 @@ def write_report(
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     name = study.grid.get("name", results_dir.name)
     lines = [f"# Study report: {name}", ""]
+    published = bool(backbones) and all(b.get("published") for b in backbones)
     if reasons:
+        why = (
+            "The backbones are the published checkpoints, but the run is cut down so it fits "
+            "a laptop CPU: "
+            if published
+            else "The models are tiny and briefly trained so the whole pipeline runs on a "
+            "laptop CPU: "
+        )
         lines += [
-            "> **DEMO SCALE: these numbers say nothing about the paper's claims.** The "
-            "models are tiny and briefly trained so the whole pipeline runs on a laptop CPU: "
+            "> **DEMO SCALE: these numbers say nothing about the paper's claims.** "
+            + why
             + "; ".join(reasons)
             + ". Differences between vanilla and MAML here are dominated by noise. The "
-            f"paper-scale study (GPUs, see `docs/study.md`) is: `{PAPER_COMMAND}`.",
+            f"paper-scale study (GPUs, see `docs/study.md`) is: "
+            f"`{PUBLISHED_COMMAND if published else PAPER_COMMAND}`.",
             "",
         ]
     lines += [
@@ -323,9 +388,11 @@ def write_report(
         "## Results",
         "",
     ]
+    numbers = load_paper_numbers()
+    paper = compare(analyses, study, ctx, numbers, reasons + finetune_differences(ft, numbers))
     for i, a in enumerate(analyses, 1):
-        write_tables(a, results_dir)
-        lines.append(render_analysis(a, i))
+        write_tables(a, results_dir, paper.get(a.key))
+        lines.append(render_analysis(a, i, paper.get(a.key)))
     if study.failed or study.incomplete:
         lines += ["## Cells without results", ""]
         for f in study.failed:
