@@ -216,3 +216,16 @@ def test_tag_cli_invisible_only_input_is_an_error(
     assert cli_main(["tag", str(tiny_ner_run), f"{ZWSP}{ZWJ}{BOM}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no text to tag" in err
+
+
+def test_tag_needs_no_data_root(
+    tiny_ner_run: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Tagging reads only the run and the shipped tokenizer, so it works on a bare machine."""
+    monkeypatch.delenv("PICOMAML_DATA", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ../shared/data, no ./data
+    assert cli_main(["tag", str(tiny_ner_run), "--json", "Salamat"]) == 0
+    assert _json_words(capsys) == [["Salamat"]]
