@@ -273,7 +273,8 @@ def test_report_from_synthetic_results(tmp_path):
     assert "`cells/maml-small-head-sk_snk-s0/error.json`: synthetic: out of memory" in text
     assert "cells/maml-small-full-sk_snk-s0`: incomplete" in text
     assert "| ../pre/maml/config.yaml |" in text  # methods cite the config, relative
-    assert str(tmp_path) not in text.split("## Methods")[1].split("## Results")[0]
+    assert str(tmp_path) not in text.split("## Methods")[1]  # methods and every citation
+    assert "`../pre/maml/probe.json`" in text
     assert "`lr`=3e-05" in text
     assert "## Warnings" not in text
 

@@ -75,8 +75,10 @@ def markdown_table(table: Table) -> str:
     return "\n".join(lines)
 
 
-def _cite(table: Table, json_name: str, limit: int = 4) -> str:
+def _cite(table: Table, json_name: str, results_dir: Path | None, limit: int = 4) -> str:
     files = list(dict.fromkeys(f for fs in table.files for f in fs))
+    if results_dir is not None:
+        files = list(dict.fromkeys(relative_path(f, results_dir) for f in files))
     if not files:
         return ""
     shown = ", ".join(f"`{f}`" for f in files[:limit])
@@ -269,9 +271,14 @@ def render_paper(c: Comparison) -> str:
     return "\n".join(lines)
 
 
-def render_analysis(a: Analysis, number: int, paper: Comparison | None = None) -> str:
+def render_analysis(
+    a: Analysis,
+    number: int,
+    paper: Comparison | None = None,
+    results_dir: Path | None = None,
+) -> str:
     """Markdown for one analysis (and, when the paper states numbers for it, the
-    paper-vs-ours table)."""
+    paper-vs-ours table); source files are cited relative to ``results_dir`` when given."""
     lines = [f"### {number}. {a.title}", ""]
     if a.unavailable:
         lines += [f"*Not available: {a.unavailable}.*", ""]
@@ -282,13 +289,12 @@ def render_analysis(a: Analysis, number: int, paper: Comparison | None = None) -
         lines += [f"![{a.title}]({fig})", ""]
     for para in a.text:
         lines += [para, ""]
-    for i, t in enumerate(a.tables):
+    for t in a.tables:
         json_name = f"tables/{a.key}.json"
         lines += [f"**{t.caption}**" if t.caption else "", "", markdown_table(t), ""]
-        cite = _cite(t, json_name)
+        cite = _cite(t, json_name, results_dir)
         if cite:
             lines += [cite, ""]
-        del i
     if paper is not None:
         lines.append(render_paper(paper))
     return "\n".join(lines)
@@ -392,7 +398,7 @@ def write_report(
     paper = compare(analyses, study, ctx, numbers, reasons + finetune_differences(ft, numbers))
     for i, a in enumerate(analyses, 1):
         write_tables(a, results_dir, paper.get(a.key))
-        lines.append(render_analysis(a, i, paper.get(a.key)))
+        lines.append(render_analysis(a, i, paper.get(a.key), results_dir))
     if study.failed or study.incomplete:
         lines += ["## Cells without results", ""]
         for f in study.failed:
