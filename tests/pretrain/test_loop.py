@@ -16,8 +16,9 @@ from picomaml.model import PicoDecoder
 from picomaml.pretrain import stats as stats_mod
 from picomaml.pretrain import trainer
 from picomaml.pretrain.config import load_pretrain_config
+from picomaml.pretrain.optim import build_optimizer, load_optimizer_state
 from picomaml.pretrain.stats import StatsAccumulator
-from picomaml.pretrain.trainer import load_optimizer_state, run_pretraining
+from picomaml.pretrain.trainer import run_pretraining
 from tests.fixtures import FIXTURE_DATA
 from tests.pretrain.tiny import small_corpus, tiny_config
 
@@ -198,7 +199,7 @@ def test_optimizer_state_keeps_this_optimizer_kernel() -> None:
         assert float(fresh.state[w]["step"]) == 1 and fresh.state[w]["step"].device.type == "cpu"
         fresh.step()  # runs on its own kernel
         assert float(fresh.state[w]["step"]) == 2
-    cpu = trainer.build_optimizer(torch.nn.Linear(2, 2), None, load_pretrain_config(None))
+    cpu = build_optimizer(torch.nn.Linear(2, 2), None, load_pretrain_config(None))
     assert cpu.defaults["fused"] is None  # CPU parameters: the default kernel
 
 

@@ -412,6 +412,14 @@ def resolve_data_path(value: str | Path, data_root: str | Path | None, key: str)
     return (Path(data_root) / path).resolve()
 
 
+def pico_config(cfg: PretrainConfig) -> PicoConfig:
+    """The backbone shape; ``max_seq_len`` defaults to cover both LM rows and episode windows."""
+    try:
+        return cfg.model.pico_config(max(cfg.data.seq_len, cfg.meta.window))
+    except PicomamlError as exc:
+        raise PicomamlError(f"model: {exc}") from exc
+
+
 __all__ = [
     "CheckpointingSection",
     "DataSection",
@@ -423,5 +431,6 @@ __all__ = [
     "RuntimeSection",
     "TrainingSection",
     "load_pretrain_config",
+    "pico_config",
     "resolve_data_path",
 ]

@@ -32,8 +32,9 @@ SMLMT episodes are drawn from a pool made of the first ``meta.pool_tokens`` toke
 (whole packed rows, in file order) of the training corpus, the same rows on every rank.
 
 Around the loop: :mod:`.launch` (Fabric, strategy, collectives), :mod:`.inputs` (rows, pool,
-held-out batches, device copies), :mod:`.rundir` (fresh start or resume), :mod:`.stats`
-(statistics and the logging window) and :mod:`.checkpoint`.
+held-out batches, device copies), :mod:`.optim` (AdamW groups and kernel), :mod:`.rundir`
+(fresh start or resume), :mod:`.stats` (statistics and the logging window) and
+:mod:`.checkpoint`.
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ from picomaml import layout
 from picomaml.data.tokenizer import MASK_ID
 from picomaml.errors import PicomamlError
 from picomaml.fileio import append_jsonl
-from picomaml.model import PicoConfig, PicoDecoder
+from picomaml.model import PicoDecoder
 from picomaml.model.compile import maybe_compile
 from picomaml.pretrain import checkpoint as ckpt
 from picomaml.pretrain import dynamics
-from picomaml.pretrain.config import PretrainConfig
+from picomaml.pretrain.config import PretrainConfig, pico_config
 from picomaml.pretrain.inputs import corpus_passes, load_training_data, to_device, valid_batches
 from picomaml.pretrain.launch import (
     all_reduce_mean,
@@ -69,6 +70,7 @@ from picomaml.pretrain.launch import (
     is_fsdp,
 )
 from picomaml.pretrain.maml import EpisodeInputs, MetaHead, episode_inputs, episode_loss
+from picomaml.pretrain.optim import build_optimizer, load_optimizer_state
 from picomaml.pretrain.rundir import checkpoint_root, resume_point, write_run_start
 from picomaml.pretrain.schedule import build_scheduler
 from picomaml.pretrain.smlmt import Episode, decode_vocab
@@ -100,78 +102,6 @@ def run_pretraining(
         fabric.launch()
     Trainer(fabric, cfg, run_dir, data_dir=data_dir, resume=resume).train(stop_at_step)
     return run_dir
-
-
-def param_groups(model: nn.Module, head: nn.Module | None, cfg: PretrainConfig) -> list[dict]:
-    """AdamW groups: weight decay on matrices and embeddings only; the head's lr optional."""
-    t = cfg.training
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [
-        {"params": decay, "weight_decay": t.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
-    if head is not None:
-        lr = cfg.meta.head_lr or t.lr
-        groups.append(
-            {
-                "params": [p for p in head.parameters() if p.dim() >= 2],
-                "weight_decay": t.weight_decay,
-                "lr": lr,
-            }
-        )
-        groups.append(
-            {"params": [p for p in head.parameters() if p.dim() < 2], "weight_decay": 0.0, "lr": lr}
-        )
-    return groups
-
-
-def pico_config(cfg: PretrainConfig) -> PicoConfig:
-    """The backbone shape; ``max_seq_len`` defaults to cover both LM rows and episode windows."""
-    try:
-        return cfg.model.pico_config(max(cfg.data.seq_len, cfg.meta.window))
-    except PicomamlError as exc:
-        raise PicomamlError(f"model: {exc}") from exc
-
-
-def build_optimizer(
-    model: nn.Module, head: nn.Module | None, cfg: PretrainConfig
-) -> torch.optim.AdamW:
-    """AdamW over :func:`param_groups`; the fused kernel when every parameter is on CUDA.
-
-    Why fused: one kernel for the whole update instead of a few per parameter group, and
-    its step counters live on the device. It is CUDA only here: on CPU it would change
-    the CPU presets' numbers for no measured gain.
-    """
-    groups = param_groups(model, head, cfg)
-    params = [p for g in groups for p in g["params"]]
-    fused = bool(params) and all(p.device.type == "cuda" for p in params)
-    return torch.optim.AdamW(
-        groups,
-        lr=cfg.training.lr,
-        betas=tuple(cfg.training.betas),
-        eps=cfg.training.eps,
-        fused=True if fused else None,
-    )
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    """``optimizer.load_state_dict(state)``, keeping this optimizer's kernel choice.
-
-    Why: a state dict carries its groups' ``fused``/``foreach`` flags, so a GPU run's
-    checkpoint would make a CPU resume ask for the fused CUDA kernel (and a CPU
-    checkpoint would turn the fused kernel off on GPU). The step counters are moved to
-    where the kernel keeps them (the parameter's device when fused, else the CPU).
-    """
-    kernel = [{k: g.get(k) for k in ("fused", "foreach")} for g in optimizer.param_groups]
-    optimizer.load_state_dict(state)
-    for group, flags in zip(optimizer.param_groups, kernel, strict=True):
-        group.update(flags)
-        for p in group["params"]:
-            step = optimizer.state.get(p, {}).get("step")
-            if isinstance(step, Tensor):
-                device = p.device if flags["fused"] else torch.device("cpu")
-                optimizer.state[p]["step"] = step.to(device=device, dtype=torch.float32)
 
 
 class _AutocastBackbone:
@@ -606,4 +536,4 @@ class Trainer:
         self.fabric.barrier()
 
 
-__all__ = ["Trainer", "build_fabric", "ddp_strategy", "param_groups", "run_pretraining"]
+__all__ = ["Trainer", "build_fabric", "ddp_strategy", "run_pretraining"]
