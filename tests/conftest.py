@@ -83,7 +83,7 @@ def tiny_ner_run(fixture_data_root: Path, tmp_path_factory: pytest.TempPathFacto
     finetune(
         load_config(FinetuneConfig, None, overrides),
         root / "run",
-        data_dir=fixture_data_root,
+        data_root=fixture_data_root,
         log=None,
     )
     return root / "run"

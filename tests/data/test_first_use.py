@@ -201,8 +201,8 @@ def test_demo_fetches_on_first_use_then_never_again(
     calls = _patched_fetch(monkeypatch, served_root)
     seen: list[Path] = []
 
-    def fake_run_demo(out, data_dir=None, config=None, workers=1) -> Path:
-        seen.append(data_dir)
+    def fake_run_demo(out, data_root=None, config=None, workers=1) -> Path:
+        seen.append(data_root)
         return Path(out) / "report.md"
 
     monkeypatch.setattr("picomaml.study.demo.run_demo", fake_run_demo)

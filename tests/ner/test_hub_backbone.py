@@ -61,7 +61,7 @@ def test_every_reference_form_fine_tunes_and_records_its_commit(
         "vanilla": (f"hf:{VANILLA}@{vanilla_1000}", vanilla_1000, None, 50304),
     }
     for name, (ref, commit, step, vocab) in forms.items():
-        finetune(_cfg(ref), tmp_path / name, data_dir=fixture_data_root, log=None)
+        finetune(_cfg(ref), tmp_path / name, data_root=fixture_data_root, log=None)
         run = _run(tmp_path, name)
         assert run["backbone_requested"] == ref
         assert run["backbone_hub"]["commit"] == commit
@@ -90,13 +90,13 @@ def test_evaluate_refetches_a_recorded_commit_when_the_cache_is_gone(
     fake_hub, hub_cache, fixture_data_root, tmp_path
 ):
     out = tmp_path / "run"
-    finetune(_cfg(f"hf:{MAML}/checkpoints/step_100"), out, data_dir=fixture_data_root, log=None)
+    finetune(_cfg(f"hf:{MAML}/checkpoints/step_100"), out, data_root=fixture_data_root, log=None)
     shutil.rmtree(hub_cache)
     fake_hub.requests.clear()
-    loaded = load_run(out, device="cpu", data_dir=fixture_data_root)
+    loaded = load_run(out, device="cpu", data_root=fixture_data_root)
     assert loaded.model.config.vocab_size == VOCAB
     assert {Path(p).name for p in fake_hub.fetched_files()} == {"config.json", "model.safetensors"}
-    evaluate_run(out, datasets=["tl_trg"], data_dir=fixture_data_root, n_resamples=20, log=None)
+    evaluate_run(out, datasets=["tl_trg"], data_root=fixture_data_root, n_resamples=20, log=None)
     results = json.loads((out / "results.json").read_text())
     assert results["run"]["backbone_hub"]["commit"] == fake_hub.maml_commit
 
@@ -109,7 +109,7 @@ def test_offline_fine_tuning_from_the_cache(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_ENDPOINT", closed_port())
     fake_hub.requests.clear()
-    finetune(_cfg(ref), tmp_path / "off", data_dir=fixture_data_root, log=None)
+    finetune(_cfg(ref), tmp_path / "off", data_root=fixture_data_root, log=None)
     assert fake_hub.requests == []
     assert _run(tmp_path, "off")["backbone_hub"]["commit"] == fake_hub.maml_commit
 
@@ -159,7 +159,7 @@ def test_tier_ignores_the_vocabulary_and_the_tokenizer_must_fit(fixture_data_roo
 
     torch.manual_seed(0)
     folder = save_pico(PicoDecoder(published_tiny), tmp_path / "tiny50281")
-    finetune(_cfg(str(folder), "size=tiny"), tmp_path / "ok", data_dir=fixture_data_root, log=None)
+    finetune(_cfg(str(folder), "size=tiny"), tmp_path / "ok", data_root=fixture_data_root, log=None)
     run = _run(tmp_path, "ok")
     assert run["size"] == "tiny" and run["backbone_hub"] is None
 
@@ -169,7 +169,7 @@ def test_tier_ignores_the_vocabulary_and_the_tokenizer_must_fit(fixture_data_roo
     with pytest.raises(
         PicomamlError, match="tokenizer has 50280 token ids but the backbone's vocab"
     ):
-        finetune(_cfg(str(short)), tmp_path / "no", data_dir=fixture_data_root, log=None)
+        finetune(_cfg(str(short)), tmp_path / "no", data_root=fixture_data_root, log=None)
     assert not (tmp_path / "no").exists()
 
 

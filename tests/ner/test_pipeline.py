@@ -65,8 +65,8 @@ def head_run(backbone: Path, data_root: Path, tmp_path_factory: pytest.TempPathF
     # A large head learning rate: dev F1 reaches its peak within a few steps, then falls, and
     # patience ends the run before the epochs do (checked in the early-stopping test).
     cfg = _cfg(backbone, "regime=head", "epochs=8", "eval_every=2", "patience=3", "lr.head=2.0")
-    finetune(cfg, out, data_dir=data_root, log=None)
-    evaluate_run(out, datasets=EVAL_SETS, data_dir=data_root, n_resamples=200, log=None)
+    finetune(cfg, out, data_root=data_root, log=None)
+    evaluate_run(out, datasets=EVAL_SETS, data_root=data_root, n_resamples=200, log=None)
     return out
 
 
@@ -133,7 +133,7 @@ def test_early_stopping_restores_the_best_state(head_run: Path, data_root: Path)
     # than the best, so "restored" is really tested.
     assert run["stopped_early"] and dev_log[-1]["f1"] < best
     # Re-score the saved model on the same dev slice: it must be the best logged state.
-    loaded = load_run(head_run, device="cpu", data_dir=data_root)
+    loaded = load_run(head_run, device="cpu", data_root=data_root)
     dev, _ = load_sentences("sk_snk", "dev", data_root, DEV_LIMIT)
     feats = loaded.features([s.tokens for s in dev])
     pred = ids_to_tags(decode_features(loaded.tagger, feats))
@@ -144,8 +144,8 @@ def test_same_seed_same_results(backbone: Path, data_root: Path, tmp_path: Path)
     numbers = []
     for name in ("a", "b"):
         out = tmp_path / name
-        finetune(_cfg(backbone, "epochs=1", "lr.head=0.05"), out, data_dir=data_root, log=None)
-        evaluate_run(out, datasets=["tl_trg"], data_dir=data_root, n_resamples=50, log=None)
+        finetune(_cfg(backbone, "epochs=1", "lr.head=0.05"), out, data_root=data_root, log=None)
+        evaluate_run(out, datasets=["tl_trg"], data_root=data_root, n_resamples=50, log=None)
         numbers.append(
             (
                 json.loads((out / "results.json").read_text())["datasets"],
@@ -163,19 +163,19 @@ def test_full_regime_saves_and_uses_its_backbone(
 
     out = tmp_path / "full"
     cfg = _cfg(backbone, "regime=full", "epochs=1", "lr.full=0.001", "max_train_sentences=8")
-    finetune(cfg, out, data_dir=data_root, log=None)
+    finetune(cfg, out, data_root=data_root, log=None)
     saved = load_pico(out / "model" / "backbone")
     original = load_pico(backbone)
     changed = [
         k for k, v in saved.state_dict().items() if not torch.equal(v, original.state_dict()[k])
     ]
     assert changed, "the full regime must update backbone weights"
-    evaluate_run(out, datasets=["tl_trg"], data_dir=data_root, n_resamples=20, log=None)
+    evaluate_run(out, datasets=["tl_trg"], data_root=data_root, n_resamples=20, log=None)
     assert json.loads((out / "results.json").read_text())["run"]["regime"] == "full"
 
 
 def test_tag_long_sentence_tags_every_word(head_run: Path, data_root: Path) -> None:
-    loaded = load_run(head_run, device="cpu", data_dir=data_root)
+    loaded = load_run(head_run, device="cpu", data_root=data_root)
     words = " ".join(f"Pumunta si Maria{i} sa Cebu ," for i in range(60))
     result = tag_lines(loaded, ["Pumunta si Maria sa Cebu.", "   ", words])
     assert result.skipped_lines == [2]
@@ -231,14 +231,14 @@ def test_finetune_refuses_to_overwrite_a_finished_run(
     head_run: Path, backbone: Path, data_root: Path
 ) -> None:
     with pytest.raises(PicomamlError, match="already holds a finished"):
-        finetune(_cfg(backbone), head_run, data_dir=data_root, log=None)
+        finetune(_cfg(backbone), head_run, data_root=data_root, log=None)
 
 
 def test_backbone_of_another_size_is_an_error(
     backbone: Path, data_root: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(PicomamlError, match="config says size: tiny.*d_model 48"):
-        finetune(_cfg(backbone, "size=tiny"), tmp_path / "x", data_dir=data_root, log=None)
+        finetune(_cfg(backbone, "size=tiny"), tmp_path / "x", data_root=data_root, log=None)
     assert not (tmp_path / "x").exists()
 
 

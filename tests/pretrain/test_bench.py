@@ -61,7 +61,7 @@ def test_bench_report(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     report = bench_main(
         out=out, model=_tiny_model(), device="cpu", ways=4, shots=2, queries=2, window=16,
-        seq_len=32, warmup=1, iters=1, data_dir=None,
+        seq_len=32, warmup=1, iters=1, data_root=None,
     )  # fmt: skip
     assert json.loads(out.read_text()) == json.loads(json.dumps(report))
     cfg = report["config"]
@@ -92,7 +92,7 @@ def test_model_flops_per_token_by_hand() -> None:
     assert peak_tflops("cpu", 2.0) == (2.0, "--peak-tflops")
     report = bench_main(
         model=_tiny_model(), device="cpu", ways=4, shots=2, queries=2, window=16,
-        seq_len=32, warmup=0, iters=1, data_dir=None, peak=1.0, memory=False,
+        seq_len=32, warmup=0, iters=1, data_root=None, peak=1.0, memory=False,
     )  # fmt: skip
     ar = report["ar"]
     assert ar["achieved_tflops"] == pytest.approx(
@@ -206,7 +206,7 @@ def test_vs_pico_train_with_a_fake_checkout(tmp_path: Path) -> None:
     src = _fake_pico_train(tmp_path / "pico-train")
     report = bench_main(
         model=_tiny_model(), device="cpu", ways=4, shots=2, queries=2, window=16,
-        seq_len=32, warmup=0, iters=1, data_dir=None, memory=False,
+        seq_len=32, warmup=0, iters=1, data_root=None, memory=False,
         vs_pico_train=src, vs_batch=3, vs_seq_len=20, vs_repeats=2,
     )  # fmt: skip
     vs = report["vs_pico_train"]

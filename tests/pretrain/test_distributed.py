@@ -31,7 +31,7 @@ VARIANTS = {"ar": "meta.rho=0.0", "maml": "meta.rho=1.0", "mixed": "meta.rho=0.5
 
 def _two_rank_worker(fabric, jobs: list[tuple[object, str]]) -> None:
     for cfg, run_dir in jobs:
-        run_pretraining(cfg, run_dir, fabric=fabric, data_dir=FIXTURE_DATA)
+        run_pretraining(cfg, run_dir, fabric=fabric, data_root=FIXTURE_DATA)
 
 
 def _final(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -51,7 +51,7 @@ def test_two_processes_match_one(tmp_path: Path, fixture_data_root: Path) -> Non
     jobs = []
     for name, rho in VARIANTS.items():
         cfg1 = tiny_config(corpus, cache, rho, "training.micro_batch_size=4", *ADAM)
-        run_pretraining(cfg1, tmp_path / f"one-{name}", fabric=single, data_dir=FIXTURE_DATA)
+        run_pretraining(cfg1, tmp_path / f"one-{name}", fabric=single, data_root=FIXTURE_DATA)
         cfg2 = tiny_config(corpus, cache, rho, "training.micro_batch_size=2", *ADAM)
         jobs.append((cfg2, str(tmp_path / f"two-{name}")))
 

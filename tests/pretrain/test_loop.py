@@ -61,7 +61,7 @@ def test_episodes_run_under_the_precision_autocast(corpus, tmp_path, monkeypatch
 
     monkeypatch.setattr(PicoDecoder, "hidden_states", spy)
     cfg = tiny_config(*corpus, "meta.rho=1.0", "training.max_steps=1", "training.warmup_steps=1")
-    run_pretraining(cfg, tmp_path / "bf16", fabric=_fabric("bf16-mixed"), data_dir=FIXTURE_DATA)
+    run_pretraining(cfg, tmp_path / "bf16", fabric=_fabric("bf16-mixed"), data_root=FIXTURE_DATA)
     assert len(seen) == 4  # 2 episodes x (support, query)
     assert seen == [(True, torch.bfloat16)] * 4
     (record,) = _records(tmp_path / "bf16")
@@ -106,7 +106,7 @@ def test_one_read_back_per_logging_step_and_no_host_reads_between(
     monkeypatch.setattr(stats_mod.StatsAccumulator, "read", read_spy)
     over = ("training.max_steps=6", "checkpointing.every=6", "meta.rho=0.5")
     run_pretraining(
-        tiny_config(*corpus, *over), tmp_path / "every1", fabric=_fabric(), data_dir=FIXTURE_DATA
+        tiny_config(*corpus, *over), tmp_path / "every1", fabric=_fabric(), data_root=FIXTURE_DATA
     )
     monkeypatch.setattr(trainer.Trainer, "train_step", step_spy)
     for name in ("item", "tolist", "cpu", "numpy", "__float__", "__int__", "__bool__"):
@@ -116,7 +116,7 @@ def test_one_read_back_per_logging_step_and_no_host_reads_between(
         tiny_config(*corpus, *over, "logging.every=3"),
         tmp_path / "every3",
         fabric=_fabric(),
-        data_dir=FIXTURE_DATA,
+        data_root=FIXTURE_DATA,
     )
     monkeypatch.undo()
     assert between == []
@@ -156,7 +156,7 @@ def test_a_bad_step_between_read_backs_is_named(corpus, tmp_path, monkeypatch) -
     cfg = tiny_config(*corpus, *over)
     run = tmp_path / "nan"
     with pytest.raises(trainer.PicomamlError) as err:
-        run_pretraining(cfg, run, fabric=_fabric(), data_dir=FIXTURE_DATA)
+        run_pretraining(cfg, run, fabric=_fabric(), data_root=FIXTURE_DATA)
     message = str(err.value)
     assert "non-finite ar loss at optimizer step 2 (read back at step 3" in message
     assert "step 2 updated the parameters in memory, nothing of it was saved" in message
@@ -207,11 +207,11 @@ def test_trainer_compiles_the_blocks_when_asked(corpus, tmp_path, capsys) -> Non
     """Compiling is lazy, so building the trainer shows the wiring without a compile."""
     fabric = _fabric()
     eager = trainer.Trainer(
-        fabric, tiny_config(*corpus), tmp_path / "a", data_dir=FIXTURE_DATA, resume=False
+        fabric, tiny_config(*corpus), tmp_path / "a", data_root=FIXTURE_DATA, resume=False
     )
     assert not eager.compiled and "compiled" not in capsys.readouterr().err
     cfg = tiny_config(*corpus, "runtime.compile=true")
-    comp = trainer.Trainer(fabric, cfg, tmp_path / "b", data_dir=FIXTURE_DATA, resume=False)
+    comp = trainer.Trainer(fabric, cfg, tmp_path / "b", data_root=FIXTURE_DATA, resume=False)
     assert comp.compiled and "decoder blocks are compiled" in capsys.readouterr().err
     assert all(getattr(b, "_compiled_call_impl", None) is not None for b in comp.raw_model.layers)
     assert list(comp.raw_model.state_dict()) == list(eager.raw_model.state_dict())
@@ -223,10 +223,10 @@ def test_compiled_trainer_matches_eager(corpus, tmp_path) -> None:
     branches), and checkpoint names without ``_orig_mod.``. Slow: cold inductor compiles."""
     over = ("training.max_steps=3", "meta.rho=0.5", "training.eps=1.0e-6")
     run_pretraining(
-        tiny_config(*corpus, *over), tmp_path / "eager", fabric=_fabric(), data_dir=FIXTURE_DATA
+        tiny_config(*corpus, *over), tmp_path / "eager", fabric=_fabric(), data_root=FIXTURE_DATA
     )
     compiled = tiny_config(*corpus, *over, "runtime.compile=true")
-    run_pretraining(compiled, tmp_path / "compiled", fabric=_fabric(), data_dir=FIXTURE_DATA)
+    run_pretraining(compiled, tmp_path / "compiled", fabric=_fabric(), data_root=FIXTURE_DATA)
     eager, comp = _records(tmp_path / "eager"), _records(tmp_path / "compiled")
     assert sum(r["ar_per_step"] for r in eager) > 0 and sum(r["meta_per_step"] for r in eager) > 0
     for e, c in zip(eager, comp, strict=True):

@@ -51,10 +51,10 @@ def test_resume_is_bit_identical(corpus, fabric, tmp_path: Path) -> None:
     over = ("training.max_steps=5", "checkpointing.every=2", "meta.rho=0.5")
     cfg = tiny_config(*corpus, *over)
     straight, split = tmp_path / "straight", tmp_path / "split"
-    run_pretraining(cfg, straight, fabric=fabric, data_dir=FIXTURE_DATA)
-    run_pretraining(cfg, split, fabric=fabric, data_dir=FIXTURE_DATA, stop_at_step=2)
+    run_pretraining(cfg, straight, fabric=fabric, data_root=FIXTURE_DATA)
+    run_pretraining(cfg, split, fabric=fabric, data_root=FIXTURE_DATA, stop_at_step=2)
     assert (split / "checkpoints" / "latest").read_text().strip() == "step_2"
-    run_pretraining(cfg, split, fabric=fabric, data_dir=FIXTURE_DATA, resume=True)
+    run_pretraining(cfg, split, fabric=fabric, data_root=FIXTURE_DATA, resume=True)
 
     a, b = _tensors(straight / "checkpoints" / "step_5"), _tensors(split / "checkpoints" / "step_5")
     assert a.keys() == b.keys() and any(k.startswith("head.") for k in a)
@@ -78,8 +78,8 @@ def test_same_seed_same_numbers_and_outputs(corpus, fabric, tmp_path: Path) -> N
         "dynamics.eval_batch_size=4",
     )
     cfg = tiny_config(*corpus, *over)
-    run_pretraining(cfg, tmp_path / "a", fabric=fabric, data_dir=FIXTURE_DATA)
-    run_pretraining(cfg, tmp_path / "b", fabric=fabric, data_dir=FIXTURE_DATA)
+    run_pretraining(cfg, tmp_path / "a", fabric=fabric, data_root=FIXTURE_DATA)
+    run_pretraining(cfg, tmp_path / "b", fabric=fabric, data_root=FIXTURE_DATA)
     a, b = (
         _tensors(tmp_path / "a" / "checkpoints" / "step_2"),
         _tensors(tmp_path / "b" / "checkpoints" / "step_2"),
@@ -116,7 +116,7 @@ def test_nonfinite_loss_stops_and_keeps_last_checkpoint(
     cfg = tiny_config(*corpus, "meta.rho=0.0", "training.max_steps=4", "checkpointing.every=2")
     run = tmp_path / "nan"
     with pytest.raises(PicomamlError, match=r"non-finite ar loss at optimizer step 3.*step_2"):
-        run_pretraining(cfg, run, fabric=fabric, data_dir=FIXTURE_DATA)
+        run_pretraining(cfg, run, fabric=fabric, data_root=FIXTURE_DATA)
     assert (run / "checkpoints" / "latest").read_text().strip() == "step_2"
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["latest", "step_2"]
 
@@ -124,22 +124,22 @@ def test_nonfinite_loss_stops_and_keeps_last_checkpoint(
 def test_run_dir_guards(corpus, fabric, tmp_path) -> None:
     cfg = tiny_config(*corpus, "training.max_steps=2", "meta.rho=0.0")
     run = tmp_path / "run"
-    run_pretraining(cfg, run, fabric=fabric, data_dir=FIXTURE_DATA)
+    run_pretraining(cfg, run, fabric=fabric, data_root=FIXTURE_DATA)
     with pytest.raises(PicomamlError, match="--resume"):
-        run_pretraining(cfg, run, fabric=fabric, data_dir=FIXTURE_DATA)
+        run_pretraining(cfg, run, fabric=fabric, data_root=FIXTURE_DATA)
     other = tiny_config(*corpus, "training.max_steps=2", "meta.rho=0.0", "training.lr=0.5")
     with pytest.raises(PicomamlError, match=r"training.lr: 0.001 in the run, 0.5 now"):
-        run_pretraining(other, run, fabric=fabric, data_dir=FIXTURE_DATA, resume=True)
+        run_pretraining(other, run, fabric=fabric, data_root=FIXTURE_DATA, resume=True)
     # Resuming a finished run does nothing; resuming an empty dir starts fresh.
-    run_pretraining(cfg, run, fabric=fabric, data_dir=FIXTURE_DATA, resume=True)
-    run_pretraining(cfg, tmp_path / "fresh", fabric=fabric, data_dir=FIXTURE_DATA, resume=True)
+    run_pretraining(cfg, run, fabric=fabric, data_root=FIXTURE_DATA, resume=True)
+    run_pretraining(cfg, tmp_path / "fresh", fabric=fabric, data_root=FIXTURE_DATA, resume=True)
     assert (tmp_path / "fresh" / "checkpoints" / "step_2").is_dir()
 
 
 def test_per_step_branch_draw(corpus, fabric, tmp_path) -> None:
     """``meta.branch_draw: per_step``: all micro-batches of a step take the same branch."""
     cfg = tiny_config(*corpus, "meta.branch_draw=per_step", "training.max_steps=6")
-    run_pretraining(cfg, tmp_path / "run", fabric=fabric, data_dir=FIXTURE_DATA)
+    run_pretraining(cfg, tmp_path / "run", fabric=fabric, data_root=FIXTURE_DATA)
     counts = [(r["ar_per_step"], r["meta_per_step"]) for r in _records(tmp_path / "run", "train")]
     assert set(counts) == {(2.0, 0.0), (0.0, 2.0)}  # both kinds occur, never mixed
 
@@ -171,11 +171,11 @@ def test_corpus_passes_and_note(corpus, fabric, tmp_path, capsys) -> None:
         tiny_config(*corpus, "training.max_steps=2"),
         tmp_path / "r",
         fabric=fabric,
-        data_dir=FIXTURE_DATA,
+        data_root=FIXTURE_DATA,
     )
     assert "passes over its corpus" not in capsys.readouterr().err
     many = tiny_config(
         *corpus, "training.max_steps=2", "data.max_train_tokens=99", "meta.enabled=false"
     )
-    run_pretraining(many, tmp_path / "r2", fabric=fabric, data_dir=FIXTURE_DATA)
+    run_pretraining(many, tmp_path / "r2", fabric=fabric, data_root=FIXTURE_DATA)
     assert "5.3 passes over its corpus (3 rows of 33 tokens)" in capsys.readouterr().err

@@ -38,7 +38,7 @@ def test_demo_pipeline_end_to_end(tmp_path, data_dir):
     cfg.write_text(yaml.safe_dump(grid))
     out = tmp_path / "res"
 
-    report = run_demo(out, data_dir=data_dir, config=cfg)
+    report = run_demo(out, data_root=data_dir, config=cfg)
     text = report.read_text()
     assert "DEMO SCALE" in text
     cells = sorted(p.name for p in (out / "cells").iterdir())
@@ -52,5 +52,5 @@ def test_demo_pipeline_end_to_end(tmp_path, data_dir):
 
     # Rerun: pretraining and every cell are reused, the report is rewritten.
     mtime = (out / "cells" / "maml-tiny-full-sk_snk-s0" / "results.json").stat().st_mtime
-    run_demo(out, data_dir=data_dir, config=cfg)
+    run_demo(out, data_root=data_dir, config=cfg)
     assert (out / "cells" / "maml-tiny-full-sk_snk-s0" / "results.json").stat().st_mtime == mtime

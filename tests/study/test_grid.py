@@ -15,6 +15,7 @@ from picomaml.study.grid import (
     Cell,
     checkpoint_steps,
     expand_cells,
+    finetune_and_evaluate,
     parse_shard,
     run_grid,
     shard_cells,
@@ -23,7 +24,7 @@ from picomaml.study.grid import (
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def fake_runner(cell: Cell, cell_dir: Path, cfg: GridConfig, data_dir: Path | None) -> None:
+def fake_runner(cell: Cell, cell_dir: Path, cfg: GridConfig, data_root: Path | None) -> None:
     """Test double for fine-tune + evaluate: fails for da_ddt, else writes results.json."""
     if cell.source == "da_ddt":
         raise RuntimeError(f"synthetic failure in {cell.cell_id}")
@@ -169,3 +170,23 @@ def test_parse_shard():
     for bad in ("16/16", "a/b", "1", "0/0"):
         with pytest.raises(PicomamlError):
             parse_shard(bad)
+
+
+def test_default_cell_without_a_data_root_fails_with_the_missing_data_line(tmp_path):
+    """The CLI passes None when it found no root: the cell records the one-line error."""
+    cfg = _grid(tmp_path, sources=["sk_snk"], regimes=["head"])
+    cell = expand_cells(cfg, tmp_path)[0]
+    with pytest.raises(PicomamlError, match=r"not found \(no data root; tried .*data download"):
+        finetune_and_evaluate(cell, tmp_path / "cell", cfg, None)
+    assert not (tmp_path / "cell").exists()  # nothing was fine-tuned
+
+
+def test_only_the_cli_resolves_the_data_root():
+    """Library stages take a resolved ``data_root``; looking one up is the CLI's job."""
+    src = ROOT / "src" / "picomaml"
+    callers = sorted(
+        str(f.relative_to(src))
+        for f in src.rglob("*.py")
+        if "resolve_data_dir(" in f.read_text("utf-8") or "find_data_dir(" in f.read_text("utf-8")
+    )
+    assert callers == ["cli/common.py", "data/download.py", "data/paths.py"]

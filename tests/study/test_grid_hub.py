@@ -165,7 +165,7 @@ def test_grid_on_published_checkpoints_runs_records_commits_and_reports(
     """The real cells (fine-tune + evaluate) and the report; about 15 s of CPU."""
     cfg = load_grid(_write_grid(tmp_path, fake_hub))
     results = tmp_path / "results"
-    summary = run_grid(cfg, results, data_dir=fixture_data_root, progress=False)
+    summary = run_grid(cfg, results, data_root=fixture_data_root, progress=False)
     assert summary.failed == [] and len(summary.ok) == 6  # 2 main + 2 MAML + 2 vanilla steps
     names = {Path(p).name for p in fake_hub.fetched_files()}
     assert names == {"config.json", "model.safetensors"}
@@ -177,7 +177,7 @@ def test_grid_on_published_checkpoints_runs_records_commits_and_reports(
     vanilla_0 = runs["sweep-vanilla-tiny-head-sk_snk-s0-step000000"]
     assert vanilla_0["backbone_hub"]["commit"] == fake_hub.vanilla_steps[0]
 
-    text = write_report(results, data_dir=fixture_data_root).read_text()
+    text = write_report(results, data_root=fixture_data_root).read_text()
     assert (
         f"published checkpoint hf:{MAML}/checkpoints/step_1000 (commit {fake_hub.maml_commit})"
         in text

@@ -322,7 +322,7 @@ def test_report_says_what_is_missing(tmp_path):
     payload = json.loads(run_json.read_text())
     payload["run"]["variant"] = "vanilla"  # a mislabelled backbone must be flagged
     run_json.write_text(json.dumps(payload))
-    text = write_report(res, data=None, data_dir=tmp_path / "no-data-here").read_text()
+    text = write_report(res, data=None, data_root=None).read_text()
     assert "### 4. Checkpoint sweep" in text
     assert text.count("*Not available: the grid had no checkpoint sweep") == 3
     assert "Not available: no data root available" in text

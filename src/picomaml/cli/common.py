@@ -19,7 +19,9 @@ def data_root(args: argparse.Namespace, *, required: bool = True) -> Path | None
     ``$PICOMAML_DATA``, ``../shared/data``, ``./data``), resolved once and passed down.
 
     ``required=False``: ``None`` when no root is found and none was named, for commands
-    that can run without the raw data (the report, the grid's cells resolve it themselves).
+    that can run without the raw data (the report; the grid, whose cells that need data
+    then fail with the missing-data line). Only the CLI resolves the root: the library
+    takes this ``Path``.
     """
     explicit = explicit_data_dir(args)
     try:

@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     path = evaluate_run(
         args.run_dir,
         datasets=args.datasets,
-        data_dir=data_root(args),
+        data_root=data_root(args),
         n_resamples=args.n_resamples,
         seed=args.seed,
         device=args.device,

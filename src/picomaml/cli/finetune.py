@@ -40,6 +40,6 @@ def _run(args: argparse.Namespace) -> int:
     # Flags win over the file and are taken literally (a path is never parsed as YAML).
     flags = {key: getattr(args, key) for key in ("backbone", "source", "regime", "seed")}
     cfg = load_finetune_config(args.config or None, list(args.overrides), flags)
-    out = finetune(cfg, args.out, data_dir=data_root(args), overwrite=args.force, progress=None)
+    out = finetune(cfg, args.out, data_root=data_root(args), overwrite=args.force, progress=None)
     print(out)
     return 0

@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         cfg,
         run_dir,
         resume=args.resume,
-        data_dir=data_root(args),
+        data_root=data_root(args),
         stop_at_step=args.stop_at_step,
     )
     latest = read_latest(run_dir / cfg.checkpointing.dir)

@@ -16,7 +16,7 @@ def _grid(args: argparse.Namespace) -> int:
     results = Path(args.results) if args.results else Path("results") / cfg.name
     shard = parse_shard(args.shard) if args.shard else (0, 1)
     summary = run_grid(
-        cfg, results, shard=shard, workers=args.workers, data_dir=data_root(args, required=False)
+        cfg, results, shard=shard, workers=args.workers, data_root=data_root(args, required=False)
     )
     print(summary.line())
     print(f"results: {results}/cells/  (report: picomaml report {results})")
@@ -26,7 +26,7 @@ def _grid(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from picomaml.study.report import write_report
 
-    print(write_report(Path(args.results_dir), data_dir=data_root(args, required=False)))
+    print(write_report(Path(args.results_dir), data_root=data_root(args, required=False)))
     return 0
 
 
@@ -41,8 +41,8 @@ def _demo(args: argparse.Namespace) -> int:
     def say(msg: str) -> None:
         print(f"demo: {msg}", file=sys.stderr, flush=True)
 
-    data_dir = ensure_data(explicit_data_dir(args), log=say)
-    path = run_demo(args.out, data_dir=data_dir, config=args.config, workers=args.workers)
+    root = ensure_data(explicit_data_dir(args), log=say)
+    path = run_demo(args.out, data_root=root, config=args.config, workers=args.workers)
     print(f"report: {path}")
     return 0
 

@@ -60,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
     lines = _read_lines(args)
     if not any(split_words(line) for line in lines):
         raise PicomamlError("tag: no text to tag (all input lines are empty or invisible)")
-    loaded = load_run(args.run_dir, device=args.device, data_dir=data_root(args, required=False))
+    loaded = load_run(args.run_dir, device=args.device, data_root=data_root(args, required=False))
     result = tag_lines(loaded, lines, normalize=args.normalize)
     for n in result.skipped_lines:
         print(f"picomaml tag: line {n} has no words, skipped", file=sys.stderr)

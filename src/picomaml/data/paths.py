@@ -71,10 +71,18 @@ def missing_data_message(what: str, root: Path | None, fetch_args: str = "") -> 
 def resolve_data_dir(explicit: str | Path | None = None) -> Path:
     """Return the data root: ``--data-dir``, ``$PICOMAML_DATA``, ``../shared/data``, ``./data``.
 
+    Only the command line calls this, once per command (``cli/common.py``); the library
+    takes the resulting ``Path``, so every stage of one command reads the same root.
+
     An explicit choice that does not exist is an error rather than a silent fallback,
     so a typo never makes a run read other data than the user meant.
     """
     root = find_data_dir(explicit)
     if root is None:
-        raise PicomamlError(missing_data_message("the UNER files and the pretraining corpus", None))
+        raise no_data_root_error()
     return root
+
+
+def no_data_root_error() -> PicomamlError:
+    """The one-line error of a run that needs data when no data root was found."""
+    return PicomamlError(missing_data_message("the UNER files and the pretraining corpus", None))

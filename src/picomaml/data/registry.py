@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from picomaml.data.paths import missing_data_message, resolve_data_dir
+from picomaml.data.paths import missing_data_message
 from picomaml.data.uner import ReadReport, Sentence, read_iob2
 from picomaml.errors import PicomamlError
 
@@ -36,10 +36,10 @@ class Dataset:
         """File name of ``split`` as UNER publishes it, e.g. ``sk_snk-ud-train.iob2``."""
         return f"{self.code}-ud-{split}.iob2"
 
-    def path(self, split: str, data_dir: str | Path | None = None) -> Path:
-        """Path of ``split`` under the data root (the split must exist for this dataset)."""
+    def path(self, split: str, data_root: Path) -> Path:
+        """Path of ``split`` under the resolved ``data_root`` (the split must exist here)."""
         _check_split(self, split)
-        return resolve_data_dir(data_dir) / UNER_SUBDIR / self.folder / self.filename(split)
+        return Path(data_root) / UNER_SUBDIR / self.folder / self.filename(split)
 
 
 _TRAIN_DEV_TEST = ("train", "dev", "test")
@@ -101,10 +101,10 @@ def _check_split(ds: Dataset, split: str) -> None:
         )
 
 
-def load_split(
-    code: str, split: str, data_dir: str | Path | None = None
-) -> tuple[list[Sentence], ReadReport]:
-    """Sentences of one split and the reader's report; ``all`` concatenates the sources."""
+def load_split(code: str, split: str, data_root: Path) -> tuple[list[Sentence], ReadReport]:
+    """Sentences of one split under ``data_root`` (resolved by the caller, see
+    :func:`picomaml.data.paths.resolve_data_dir`) and the reader's report; ``all``
+    concatenates the sources."""
     if code == ALL:
         if split not in _TRAIN_DEV_TEST:
             raise PicomamlError(
@@ -113,12 +113,12 @@ def load_split(
         sentences: list[Sentence] = []
         report = ReadReport()
         for src in SOURCES:
-            part, rep = load_split(src, split, data_dir)
+            part, rep = load_split(src, split, data_root)
             sentences.extend(part)
             report = report.merge(rep)
         return sentences, report
     ds = get_dataset(code)
-    path = ds.path(split, data_dir)
+    path = ds.path(split, data_root)
     if not path.is_file():
         root = path.parents[2]
         raise PicomamlError(

@@ -68,9 +68,9 @@ def compute_stats(
     )
 
 
-def split_stats(code: str, split: str, data_dir: str | Path | None = None) -> SplitStats:
-    """:func:`compute_stats` of a registered split."""
-    sentences, report = load_split(code, split, data_dir)
+def split_stats(code: str, split: str, data_root: Path) -> SplitStats:
+    """:func:`compute_stats` of a registered split under the resolved ``data_root``."""
+    sentences, report = load_split(code, split, data_root)
     return compute_stats(sentences, code, split, report)
 
 

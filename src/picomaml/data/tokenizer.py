@@ -17,7 +17,6 @@ import gzip
 from importlib import resources
 from pathlib import Path
 
-from picomaml.data.paths import find_data_dir
 from picomaml.errors import PicomamlError
 
 TOKENIZER_FILE = "tokenizers/olmo-7b-0724.json"
@@ -29,19 +28,21 @@ VOCAB_SIZE = 50304
 TOKENIZER_SIZE = 50280
 
 
-def load_tokenizer(data_dir: str | Path | None = None):
+def load_tokenizer(data_root: Path | None = None):
     """Load the OLMo tokenizer (a ``tokenizers.Tokenizer``).
 
-    ``DATA_ROOT/tokenizers/olmo-7b-0724.json`` when the data root has it, else the copy
-    shipped with the package. An explicit ``data_dir`` that does not exist is still an
-    error (see :func:`find_data_dir`). Either way the tokenizer is checked against
-    :data:`EOS_ID` and the expected size, because a different tokenizer would silently
-    change every token id the models were trained on.
+    ``data_root/tokenizers/olmo-7b-0724.json`` when the (resolved) data root has it, else
+    the copy shipped with the package; ``None`` means no data root, so the shipped copy.
+    A ``data_root`` that does not exist is an error, so a wrong path never falls back
+    silently. Either way the tokenizer is checked against :data:`EOS_ID` and the expected
+    size, because a different tokenizer would silently change every token id the models
+    were trained on.
     """
     from tokenizers import Tokenizer
 
-    root = find_data_dir(data_dir)
-    path = root / TOKENIZER_FILE if root is not None else None
+    if data_root is not None and not Path(data_root).is_dir():
+        raise PicomamlError(f"data root {data_root} does not exist")
+    path = Path(data_root) / TOKENIZER_FILE if data_root is not None else None
     if path is not None and path.is_file():
         try:
             tok = Tokenizer.from_file(str(path))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from picomaml.data.paths import resolve_data_dir
+from picomaml.data.paths import no_data_root_error
 from picomaml.data.tokenizer import EOS_ID, load_tokenizer
 from picomaml.model import PicoDecoder, config_for
 from picomaml.ner.features import FeatureCache, encode_sentences, pad_batch, word_features
@@ -34,6 +34,7 @@ def _head_epoch(tagger, optimizer, batches, feats_for) -> float:
 
 
 def bench_head_cache(
+    data_root: Path,
     n_sentences: int = 256,
     source: str = "sk_snk",
     size: str = "tiny",
@@ -41,10 +42,9 @@ def bench_head_cache(
     batch_size: int = 32,
     epochs: int = 2,
     seed: int = 0,
-    data_dir: str | Path | None = None,
 ) -> dict:
-    """Mean head-only epoch time of each variant, plus the one-off cost of building the cache."""
-    data_root = resolve_data_dir(data_dir)
+    """Mean head-only epoch time of each variant, plus the one-off cost of building the cache
+    (sentences and tokenizer from the resolved ``data_root``)."""
     torch.manual_seed(seed)
     model = PicoDecoder(config_for(size, max_seq_len=window)).eval()
     for p in model.parameters():
@@ -97,10 +97,15 @@ def bench_head_cache(
 
 def head_cache_from_args(args: argparse.Namespace) -> dict:
     """``picomaml bench ner`` entry: ``--quick`` uses 64 sentences instead of 256; ``--iters``
-    sets the number of timed epochs per variant (default 2)."""
+    sets the number of timed epochs per variant (default 2). ``args.data_root``: the data root
+    the CLI resolved, or None when it found none (then this benchmark stops with the
+    missing-data line)."""
     quick = bool(getattr(args, "quick", False))
+    root = getattr(args, "data_root", None)
+    if root is None:
+        raise no_data_root_error()
     return bench_head_cache(
+        root,
         n_sentences=64 if quick else 256,
         epochs=max(1, getattr(args, "iters", None) or (1 if quick else 2)),
-        data_dir=getattr(args, "data_dir", None),
     )

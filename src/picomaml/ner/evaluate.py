@@ -30,7 +30,6 @@ from torch import Tensor
 
 from picomaml import layout
 from picomaml.config import load_config, to_dict
-from picomaml.data.paths import resolve_data_dir
 from picomaml.data.registry import DATASETS, PUD, SOURCES, TARGETS, dataset_splits
 from picomaml.data.tokenizer import EOS_ID, load_tokenizer
 from picomaml.data.uner import Sentence
@@ -90,10 +89,11 @@ class LoadedRun:
         return ids_to_tags(decode_features(self.tagger, self.features(sentences)))
 
 
-def load_run(
-    run_dir: str | Path, device: str = "auto", data_dir: str | Path | None = None
-) -> LoadedRun:
-    """Load a fine-tuning RUN_DIR; missing files and a changed backbone are clear errors."""
+def load_run(run_dir: str | Path, device: str = "auto", data_root: Path | None = None) -> LoadedRun:
+    """Load a fine-tuning RUN_DIR; missing files and a changed backbone are clear errors.
+
+    ``data_root`` (resolved) only supplies a tokenizer override; ``None``: the shipped one.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PicomamlError(f"run dir {run_dir} does not exist")
@@ -129,7 +129,7 @@ def load_run(
             f"backbone {folder} has shape {got}, but {run_dir / RUN_JSON} was fine-tuned on "
             f"{want}: the backbone changed since fine-tuning"
         )
-    tokenizer = load_tokenizer(data_dir)
+    tokenizer = load_tokenizer(data_root)
     check_vocab(model.config, tokenizer.get_vocab_size(), f"backbone {folder}")
     dev = resolve_device(device)
     model.to(dev).eval()
@@ -228,15 +228,16 @@ def _output_dirs(run_dir: Path) -> None:
 
 def evaluate_run(
     run_dir: str | Path,
+    data_root: Path,
     datasets: Sequence[str] | None = None,
-    data_dir: str | Path | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
     device: str = "auto",
     log: Logger | None = stderr_log,
     progress: bool | None = False,
 ) -> Path:
-    """Score ``run_dir`` on ``datasets`` (default: see module docstring); returns results.json.
+    """Score ``run_dir`` on ``datasets`` (default: see module docstring) read from the
+    resolved ``data_root``; returns results.json.
 
     Every argument is checked and every test set read before the model runs. ``progress``: a
     tqdm bar per dataset (None: only on a terminal).
@@ -245,8 +246,7 @@ def evaluate_run(
     if n_resamples < 1:
         raise PicomamlError(f"--n-resamples must be >= 1, got {n_resamples}")
     codes = check_datasets(datasets) if datasets else None
-    data_root = resolve_data_dir(data_dir)
-    loaded = load_run(run_dir, device=device, data_dir=data_root)
+    loaded = load_run(run_dir, device=device, data_root=data_root)
     run_dir = loaded.run_dir
     if codes is None:
         codes = check_datasets(default_datasets(loaded.run["source"]))

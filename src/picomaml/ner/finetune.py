@@ -28,7 +28,6 @@ from torch import Tensor
 
 from picomaml import layout
 from picomaml.config import save_config
-from picomaml.data.paths import resolve_data_dir
 from picomaml.data.tokenizer import EOS_ID, load_tokenizer
 from picomaml.data.uner import Sentence
 from picomaml.errors import PicomamlError
@@ -388,18 +387,19 @@ def write_run(cfg: FinetuneConfig, prep: Prepared, out: Outcome, out_dir: Path) 
 def finetune(
     cfg: FinetuneConfig,
     out_dir: str | Path,
-    data_dir: Path | None = None,
+    data_root: Path,
     overwrite: bool = False,
     log: Logger | None = stderr_log,
     progress: bool | None = False,
 ) -> Path:
-    """Fine-tune as ``cfg`` says and write the RUN_DIR ``out_dir``; returns ``out_dir``.
+    """Fine-tune as ``cfg`` says on data under the resolved ``data_root`` and write the
+    RUN_DIR ``out_dir``; returns ``out_dir``.
 
     ``progress``: tqdm bars while features are computed (None: only on a terminal).
     """
     say = log or (lambda _msg: None)
     out_dir = Path(out_dir)
-    prep = prepare(cfg, out_dir, resolve_data_dir(data_dir), overwrite, say, progress)
+    prep = prepare(cfg, out_dir, data_root, overwrite, say, progress)
     say(
         f"finetune: {len(prep.train.sentences)} train / {len(prep.dev.sentences)} dev "
         f"sentences, window {prep.window}, regime {cfg.regime}, device {prep.device} "

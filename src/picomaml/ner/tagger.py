@@ -100,7 +100,7 @@ def load_head(run_dir: Path, d_model: int, constraints: bool) -> CRFTagger:
 
 
 def load_sentences(
-    code: str, split: str, data_dir: Path | None, limit: int = 0, log: Logger | None = None
+    code: str, split: str, data_root: Path, limit: int = 0, log: Logger | None = None
 ) -> tuple[list[Sentence], dict[str, Any]]:
     """Sentences of one split (the first ``limit`` when > 0) and what was read.
 
@@ -111,7 +111,7 @@ def load_sentences(
     sentences: list[Sentence] = []
     report = ReadReport()
     for part in SOURCES if code == ALL else (code,):
-        got, rep = load_split(part, split, data_dir)
+        got, rep = load_split(part, split, data_root)
         sentences.extend(got)
         report = report.merge(rep)
         changes = rep.changes()

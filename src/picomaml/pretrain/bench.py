@@ -118,17 +118,17 @@ def _time(
 
 
 def _token_pool(
-    data_dir: Path | None, n_tokens: int, seed: int
+    data_root: Path | None, n_tokens: int, seed: int
 ) -> tuple[np.ndarray, list[str], str]:
     """Real corpus tokens and vocabulary when the data root has them, else synthetic ones.
 
     The timing does not depend on which tokens are read, only on the shapes; real text
     just makes the episodes representative (number of masked positions per window).
     """
-    if data_dir is not None:
-        corpus = data_dir / "corpus" / "english-mini" / "train.jsonl.gz"
+    if data_root is not None:
+        corpus = data_root / "corpus" / "english-mini" / "train.jsonl.gz"
         if corpus.is_file():
-            tok = load_tokenizer(data_dir)
+            tok = load_tokenizer(data_root)
             ids: list[int] = []
             with gzip.open(corpus, "rt", encoding="utf-8") as fh:
                 for line in fh:
@@ -174,7 +174,7 @@ def run_bench(
     warmup: int | None = None,
     iters: int | None = None,
     seed: int = 0,
-    data_dir: Path | None = None,
+    data_root: Path | None = None,
     model: nn.Module | None = None,
     peak: float | None = None,
     compile: CompileModes = "auto",
@@ -235,7 +235,7 @@ def run_bench(
     head = MetaHead.from_config(model.config.d_model, meta).to(dev)
 
     pool, vocab, source = _token_pool(
-        data_dir, max(400_000, 4 * episode_tokens, 2 * vs_batch * (vs_seq_len + 1)), seed
+        data_root, max(400_000, 4 * episode_tokens, 2 * vs_batch * (vs_seq_len + 1)), seed
     )
     width = max(seq_len + 1, window)
     pool_rows = pool[: pool.size // width * width].reshape(-1, width)
@@ -364,11 +364,11 @@ def main(
     *,
     size: str = "tiny",
     out: str | Path | None = None,
-    data_dir: Path | None = None,
+    data_root: Path | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """Run the bench, print a summary line per measured mode and write the JSON to ``out``."""
-    report = run_bench(size=size, data_dir=data_dir, **kwargs)
+    report = run_bench(size=size, data_root=data_root, **kwargs)
     cfg = report["config"]
     print(
         f"pretrain bench ({report['device']}, {report['dtype']}, {size}, "

@@ -12,7 +12,6 @@ from tokenizers import Tokenizer
 from torch import Tensor
 
 from picomaml.data import corpus
-from picomaml.data.paths import resolve_data_dir
 from picomaml.data.tokenizer import load_tokenizer
 from picomaml.pretrain.config import DynamicsSection, PretrainConfig
 
@@ -58,18 +57,22 @@ def corpus_passes(cfg: PretrainConfig, n_rows: int) -> float:
 
 
 def load_training_data(
-    cfg: PretrainConfig, data_dir: Path | None, rank: int, world: int
+    cfg: PretrainConfig, data_root: Path | None, rank: int, world: int
 ) -> TrainingData:
-    """Read (or stream) the corpus as ``cfg.data`` says; this rank's shard of the rows."""
-    root = resolve_data_dir(data_dir)
-    tokenizer = load_tokenizer(root)
+    """Read (or stream) the corpus as ``cfg.data`` says; this rank's shard of the rows.
+
+    ``data_root``: the resolved data root that relative corpus paths live under (and that
+    may hold a tokenizer override); ``None``: no data root, so corpus paths are taken as
+    given and the tokenizer is the shipped copy.
+    """
+    tokenizer = load_tokenizer(data_root)
     d = cfg.data
     probe_n = cfg.dynamics.eval_batch_size
 
     def rows_of(path: str | Path, kind: str) -> corpus.TokenRows:
         return corpus.load_rows(path, d.seq_len, kind, tokenizer, d.text_field, d.cache_dir)
 
-    valid_path = d.valid_path(root)
+    valid_path = d.valid_path(data_root)
     valid_kind = "auto" if d.kind == "hub" else d.kind  # a hub run's valid split is local
     valid = rows_of(valid_path, valid_kind) if valid_path is not None else None
     if d.kind == "hub":
@@ -81,7 +84,7 @@ def load_training_data(
         probe = torch.from_numpy(head_rows[:probe_n])
         return TrainingData(loader, head_rows, probe, valid, tokenizer)
 
-    train = rows_of(d.corpus_path(root), d.kind)
+    train = rows_of(d.corpus_path(data_root), d.kind)
     if d.max_train_tokens is not None:
         keep = max(1, d.max_train_tokens // (d.seq_len + 1))
         train.rows = train.rows[:keep]

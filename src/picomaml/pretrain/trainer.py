@@ -84,7 +84,7 @@ def run_pretraining(
     run_dir: str | Path,
     *,
     resume: bool = False,
-    data_dir: Path | None = None,
+    data_root: Path | None = None,
     fabric: Fabric | None = None,
     stop_at_step: int | None = None,
 ) -> Path:
@@ -94,13 +94,15 @@ def run_pretraining(
     by default one is built from ``cfg.runtime`` and launched here. ``resume`` continues
     from ``checkpoints/latest`` (or starts fresh when there is none). ``stop_at_step``
     ends the run early after that step's checkpoint, with the schedule still that of
-    ``training.max_steps`` (for time-limited jobs; resume later). Returns ``run_dir``.
+    ``training.max_steps`` (for time-limited jobs; resume later). ``data_root``: the
+    resolved data root, or ``None`` for none (see :func:`.inputs.load_training_data`).
+    Returns ``run_dir``.
     """
     run_dir = Path(run_dir)
     if fabric is None:
         fabric = build_fabric(cfg, run_dir)
         fabric.launch()
-    Trainer(fabric, cfg, run_dir, data_dir=data_dir, resume=resume).train(stop_at_step)
+    Trainer(fabric, cfg, run_dir, data_root=data_root, resume=resume).train(stop_at_step)
     return run_dir
 
 
@@ -142,7 +144,7 @@ class Trainer:
         cfg: PretrainConfig,
         run_dir: Path,
         *,
-        data_dir: Path | None,
+        data_root: Path | None,
         resume: bool,
     ) -> None:
         self.fabric, self.cfg, self.run_dir = fabric, cfg, run_dir
@@ -162,7 +164,7 @@ class Trainer:
             write_run_start(cfg, run_dir, resume_from)
         fabric.barrier()
 
-        self.data = load_training_data(cfg, data_dir, self.rank, self.world)
+        self.data = load_training_data(cfg, data_root, self.rank, self.world)
         local = self.data.local_rows()
         passes = corpus_passes(cfg, local.n_rows) if local is not None else 0.0
         if self.rank == 0 and passes > 1:

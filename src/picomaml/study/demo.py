@@ -16,7 +16,6 @@ from pathlib import Path
 
 from picomaml import layout
 from picomaml.config import from_dict, load_yaml, to_dict
-from picomaml.data.paths import resolve_data_dir
 from picomaml.data.tokenizer import load_tokenizer
 from picomaml.errors import PicomamlError
 from picomaml.fileio import read_json
@@ -58,7 +57,7 @@ def _same_config(saved: Path, wanted: PretrainConfig) -> bool:
 
 
 def ensure_backbones(
-    grid: GridConfig, results_dir: Path, data_dir: Path | None, say: Callable[[str], None]
+    grid: GridConfig, results_dir: Path, data_root: Path, say: Callable[[str], None]
 ) -> None:
     """Pretrain every backbone of ``grid`` that is not finished yet (resume if started);
     published ``hf:`` backbones need none (the grid fetches them)."""
@@ -84,12 +83,12 @@ def ensure_backbones(
                 continue
         t0 = time.perf_counter()
         say(f"pretraining {b.variant}-{b.size} -> {run_dir} ({cfg.training.max_steps} steps)")
-        run_pretraining(cfg, run_dir, resume=done is not None, data_dir=data_dir)
+        run_pretraining(cfg, run_dir, resume=done is not None, data_root=data_root)
         say(f"pretrained {b.variant}-{b.size} in {time.perf_counter() - t0:.0f}s")
 
 
 def probe_backbones(
-    grid: GridConfig, results_dir: Path, data_dir: Path | None, say: Callable[[str], None]
+    grid: GridConfig, results_dir: Path, data_root: Path, say: Callable[[str], None]
 ) -> None:
     """Probe the final checkpoint of every pretraining run of ``grid`` (kept when done)."""
     tokenizer = None
@@ -105,12 +104,11 @@ def probe_backbones(
         ):
             say(f"reusing probe of {folder}")
             continue
-        root = data_dir if data_dir is not None else resolve_data_dir(None)
-        tokenizer = tokenizer or load_tokenizer(root)
+        tokenizer = tokenizer or load_tokenizer(data_root)
         run_probe(
             [folder],
             settings=DEMO_PROBE,
-            corpus=resolve_data_path(DEFAULT_CORPUS, root, "probe corpus"),
+            corpus=resolve_data_path(DEFAULT_CORPUS, data_root, "probe corpus"),
             corpus_name=DEFAULT_CORPUS,
             tokenizer=tokenizer,
             variant=b.variant,
@@ -138,11 +136,16 @@ def headline(results_dir: Path) -> list[str]:
 
 def run_demo(
     out: str | Path = "results/demo",
-    data_dir: Path | None = None,
+    *,
+    data_root: Path,
     config: str | Path = DEFAULT_CONFIG,
     workers: int = 1,
 ) -> Path:
-    """Pretrain, run the grid, write the report; returns the report path."""
+    """Pretrain, run the grid, write the report; returns the report path.
+
+    ``data_root``: the resolved data root, with every file a full run reads (``picomaml
+    demo`` fetches what is missing first: :func:`picomaml.data.download.ensure_data`).
+    """
 
     def say(msg: str) -> None:
         print(f"demo: {msg}", file=sys.stderr, flush=True)
@@ -150,13 +153,13 @@ def run_demo(
     t0 = time.perf_counter()
     results_dir = Path(out)
     grid = load_grid(resolve_repo_path(config))
-    ensure_backbones(grid, results_dir, data_dir, say)
-    probe_backbones(grid, results_dir, data_dir, say)
+    ensure_backbones(grid, results_dir, data_root, say)
+    probe_backbones(grid, results_dir, data_root, say)
     t1 = time.perf_counter()
-    summary = run_grid(grid, results_dir, workers=workers, data_dir=data_dir)
+    summary = run_grid(grid, results_dir, workers=workers, data_root=data_root)
     say(summary.line())
     t2 = time.perf_counter()
-    report = write_report(results_dir, data_dir=data_dir)
+    report = write_report(results_dir, data_root=data_root)
     t3 = time.perf_counter()
     say(f"time: pretraining + probe {t1 - t0:.0f}s, grid {t2 - t1:.0f}s, report {t3 - t2:.0f}s")
     for line in headline(results_dir):

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from picomaml import layout
 from picomaml.config import from_dict, load_yaml, save_config, to_dict
+from picomaml.data.paths import no_data_root_error
 from picomaml.errors import PicomamlError
 from picomaml.fileio import append_text, write_json
 from picomaml.layout import CELL_JSON, ERROR_JSON, GRID_YAML, RESULTS_JSON
@@ -158,7 +159,7 @@ def write_error(cell_dir: Path, cell: Cell, exc: BaseException) -> None:
 
 
 def execute_cell(
-    runner: CellRunner, cell: Cell, cell_dir: Path, cfg: GridConfig, data_dir: Path | None
+    runner: CellRunner, cell: Cell, cell_dir: Path, cfg: GridConfig, data_root: Path | None
 ) -> tuple[str, str, float]:
     """Run one cell in this process; returns (cell_id, "ok"|"failed", seconds).
 
@@ -172,7 +173,7 @@ def execute_cell(
     cell_dir.mkdir(parents=True)
     write_json(cell_dir / CELL_JSON, asdict(cell) | {"cell_id": cell.cell_id}, indent=None, end="")
     try:
-        runner(cell, cell_dir, cfg, data_dir)
+        runner(cell, cell_dir, cfg, data_root)
         if not is_done(cell_dir):
             raise PicomamlError(f"cell runner finished without writing {cell_dir / RESULTS_JSON}")
     except Exception as exc:  # noqa: BLE001 - every failure is recorded, the grid goes on
@@ -258,10 +259,15 @@ def run_grid(
     shard: tuple[int, int] = (0, 1),
     workers: int = 1,
     runner: CellRunner | None = None,
-    data_dir: Path | None = None,
+    data_root: Path | None = None,
     progress: bool = True,
 ) -> GridSummary:
-    """Run this shard's unfinished cells; finished ones are skipped, failures recorded."""
+    """Run this shard's unfinished cells; finished ones are skipped, failures recorded.
+
+    ``data_root``: the resolved data root, handed to every cell; ``None``: none was found,
+    so a cell that reads data fails with the missing-data line (finished cells are still
+    skipped and the grid still goes on).
+    """
     if workers < 1:
         raise PicomamlError(f"--workers must be >= 1, got {workers}")
     results_dir = Path(results_dir)
@@ -290,7 +296,7 @@ def run_grid(
     if workers == 1 or len(todo) <= 1:
         for cell in todo:
             bar.set_description(cell.cell_id)
-            record(*execute_cell(runner, cell, cells_dir / cell.cell_id, cfg, data_dir))
+            record(*execute_cell(runner, cell, cells_dir / cell.cell_id, cfg, data_root))
     else:
         threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = multiprocessing.get_context("spawn")
@@ -298,7 +304,7 @@ def run_grid(
             workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
         ) as pool:
             futures = {
-                pool.submit(execute_cell, runner, c, cells_dir / c.cell_id, cfg, data_dir): c
+                pool.submit(execute_cell, runner, c, cells_dir / c.cell_id, cfg, data_root): c
                 for c in todo
             }
             for fut in cf.as_completed(futures):
@@ -343,18 +349,20 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 def finetune_and_evaluate(
-    cell: Cell, cell_dir: Path, cfg: GridConfig, data_dir: Path | None
+    cell: Cell, cell_dir: Path, cfg: GridConfig, data_root: Path | None
 ) -> None:
     """The default cell runner: ``picomaml finetune`` then ``picomaml evaluate``."""
     ft_cfg = build_finetune_config(
         cfg.finetune, backbone=cell.backbone, source=cell.source, regime=cell.regime, seed=cell.seed
     )
+    if data_root is None:
+        raise no_data_root_error()
 
     def log(msg: str) -> None:
         append_text(cell_dir / layout.CELL_LOG, msg + "\n")
 
-    finetune(ft_cfg, cell_dir, data_dir=data_dir, log=log)
+    finetune(ft_cfg, cell_dir, data_root=data_root, log=log)
     # "source" = the source's own test set; for "all", evaluate scores each of the
     # nine sources' test sets under its own code.
     datasets = [cell.source if d == "source" else d for d in cfg.evaluate.datasets]
-    evaluate_run(cell_dir, datasets=list(dict.fromkeys(datasets)), data_dir=data_dir, log=log)
+    evaluate_run(cell_dir, data_root=data_root, datasets=list(dict.fromkeys(datasets)), log=log)

@@ -20,10 +20,8 @@ from typing import Any
 from picomaml import layout
 from picomaml.config import SIZES, from_dict
 from picomaml.data.align import subword_counts
-from picomaml.data.paths import resolve_data_dir
 from picomaml.data.registry import load_split
 from picomaml.data.tokenizer import load_tokenizer
-from picomaml.errors import PicomamlError
 from picomaml.fileio import write_json, write_text
 from picomaml.study.analyses import Analysis, Context, DataAccess, Table, param_count, run_all
 from picomaml.study.analyses.paper import Comparison, compare
@@ -319,21 +317,20 @@ def write_tables(a: Analysis, results_dir: Path, paper: Comparison | None = None
     write_json(out / f"{a.key}.json", payload, indent=1, end="", default=str)
 
 
-def default_data_access(data_dir: Path | None) -> DataAccess | None:
-    """Raw-data access through the registry and tokenizer, or None when no data root exists."""
-    try:
-        root = resolve_data_dir(data_dir)
-    except PicomamlError:
+def default_data_access(data_root: Path | None) -> DataAccess | None:
+    """Raw-data access through the registry and tokenizer under the resolved ``data_root``;
+    None when there is no data root (``data_root`` None, as the CLI passes when it found none)."""
+    if data_root is None:
         return None
     cache: dict[tuple[str, str], list[tuple[list[str], list[str]]]] = {}
 
     def sentences(code: str, split: str) -> list[tuple[list[str], list[str]]]:
         if (code, split) not in cache:
-            sents, _ = load_split(code, split, data_dir=root)
+            sents, _ = load_split(code, split, data_root)
             cache[(code, split)] = [(list(s.tokens), list(s.tags)) for s in sents]
         return cache[(code, split)]
 
-    return DataAccess(sentences, _subword_counter(root))
+    return DataAccess(sentences, _subword_counter(data_root))
 
 
 def _subword_counter(root: Path) -> Callable[[list[str]], list[int]]:
@@ -342,11 +339,13 @@ def _subword_counter(root: Path) -> Callable[[list[str]], list[int]]:
 
 
 def write_report(
-    results_dir: str | Path, data_dir: Path | None = None, data: DataAccess | None = None
+    results_dir: str | Path, data_root: Path | None = None, data: DataAccess | None = None
 ) -> Path:
     """Load ``results_dir``, run every analysis, write ``report.md`` + figures; returns its path.
 
-    ``data`` overrides raw-data access (tests); by default the data root is used when found.
+    ``data_root``: the resolved data root for the analyses that read raw data; ``None``:
+    none, so those analyses say the data is unavailable. ``data`` overrides raw-data access
+    (tests).
     """
     results_dir = Path(results_dir)
     study = load_study(results_dir)
@@ -355,7 +354,7 @@ def write_report(
         if isinstance(study.grid.get("analysis"), dict)
         else AnalysisSpec()
     )
-    access = data if data is not None else default_data_access(data_dir)
+    access = data if data is not None else default_data_access(data_root)
     ctx = Context(results_dir, spec, access)
     analyses = run_all(study, ctx)
     backbones, _ = backbone_table(study)
