@@ -198,6 +198,16 @@ def test_no_network_and_no_cache(hub_cache, monkeypatch):
         fetch_checkpoint(f"hf:{MAML}/checkpoints/step_0")
 
 
+def test_listing_without_network_is_one_line(hub_cache, monkeypatch, capsys):
+    # huggingface_hub >= 1 raises its HTTP client's errors, which are no OSError.
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    monkeypatch.setenv("HF_ENDPOINT", closed_port())
+    assert main(["model", "list-checkpoints", f"hf:{MAML}/checkpoints"]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("picomaml: error: hf:") and "cannot reach the Hub" in err
+    assert "folder checkpoints" in err and "check the network connection" in err
+
+
 def test_missing_huggingface_hub_is_one_line_with_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # import now raises ImportError
     with pytest.raises(PicomamlError, match=r"need huggingface_hub: pip install -e '\.\[hub\]'"):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +188,11 @@ def _translate(
             f"{ref}: revision {rev!r} not found in {repo} (use a branch, tag or full commit "
             f"hash; `{listing}` lists the checkpoints)"
         )
+    if isinstance(exc, _transport_errors()):
+        return PicomamlError(
+            f"{ref}: cannot reach the Hub ({_endpoint() or 'huggingface.co'}) to read {what}: "
+            f"{_first_line(exc)}; check the network connection (or HF_ENDPOINT) and retry"
+        )
     if isinstance(exc, hf_utils.LocalEntryNotFoundError):
         if offline_mode():
             return PicomamlError(
@@ -215,10 +221,23 @@ def _translate(
     return PicomamlError(f"{ref}: Hub request for {what} failed: {_first_line(exc)}")
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """Connection failures of the HTTP client huggingface_hub uses. ``requests`` (before
+    1.0) raises ``OSError`` subclasses; ``httpx`` (1.x) and ``httpx2`` (2.x) do not, so
+    without these a Hub listing on a machine without network ended in a traceback."""
+    found = []
+    for name in ("httpx2", "httpx"):
+        module = sys.modules.get(name)  # imported by huggingface_hub, never by us
+        if module is not None and hasattr(module, "TransportError"):
+            found.append(module.TransportError)
+    return tuple(found)
+
+
 def _hub_errors() -> tuple[type[BaseException], ...]:
     from huggingface_hub import utils as hf_utils
 
-    return (hf_utils.HfHubHTTPError, hf_utils.EntryNotFoundError, OSError, ValueError)
+    base = (hf_utils.HfHubHTTPError, hf_utils.EntryNotFoundError, OSError, ValueError)
+    return base + _transport_errors()
 
 
 def _commit_of(path: str | Path) -> str:
