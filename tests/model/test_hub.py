@@ -10,6 +10,8 @@ pico-lm training branch with one ``Saving HF Model -- Step N`` commit per checkp
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 
@@ -206,6 +208,18 @@ def test_listing_without_network_is_one_line(hub_cache, monkeypatch, capsys):
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("picomaml: error: hf:") and "cannot reach the Hub" in err
     assert "folder checkpoints" in err and "check the network connection" in err
+
+
+def test_default_cache_dir_in_a_fresh_interpreter(tmp_path):
+    """With no HF_* variable set, the library default; ``huggingface_hub.constants`` is a lazy
+    submodule, so this must work before anything else imported it (a fresh process)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "XDG_"))}
+    env["HOME"] = str(tmp_path)
+    code = "from picomaml.model.hub import cache_dir; print(cache_dir())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == str(tmp_path / ".cache" / "huggingface" / "hub")
 
 
 def test_missing_huggingface_hub_is_one_line_with_the_install_command(monkeypatch):

@@ -156,7 +156,10 @@ def cache_dir(explicit: str | Path | None = None) -> Path:
             return Path(os.environ[key]).expanduser()
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    return Path(_hub().constants.HF_HUB_CACHE)
+    _hub()  # the install hint when missing
+    from huggingface_hub import constants  # a lazy submodule: no attribute until imported
+
+    return Path(constants.HF_HUB_CACHE)
 
 
 def _first_line(exc: BaseException) -> str:
