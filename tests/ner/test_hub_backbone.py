@@ -181,4 +181,39 @@ def test_probe_takes_a_hub_reference(fake_hub, hub_cache, fixture_data_root, tmp
     argv += ["--queries", "1", "--window", "32", "--inner-steps", "1"]
     assert cli_main(argv) == 0, capsys.readouterr().err
     entry = json.loads(out.read_text())["checkpoints"][0]
-    assert Path(entry["backbone"]).is_relative_to(hub_cache) and entry["step"] == 100
+    # Named by the reference pinned to its commit, not by a machine's cache path.
+    assert entry["backbone"] == f"hf:{MAML}@{fake_hub.maml_commit}/checkpoints/step_100"
+    assert entry["step"] == 100
+
+
+def _probe_argv(root, reference: str, *extra: str) -> list[str]:
+    argv = ["--data-dir", str(root), "probe", reference, "--episodes", "2", "--ways", "2"]
+    return [*argv, "--shots", "1", "--queries", "1", "--window", "32", "--inner-steps", "1", *extra]
+
+
+def test_probe_every_checkpoint_of_a_hub_training_branch(
+    fake_hub, hub_cache, fixture_data_root, tmp_path, capsys
+):
+    """``--all-checkpoints`` on a Hub repository lists its steps (here the commits of a
+    pico-lm training branch) and probes each; it needs --out (no run dir to write into)."""
+    reference = f"hf:{VANILLA}@{VANILLA_BRANCH}"
+    assert cli_main(_probe_argv(fixture_data_root, reference, "--all-checkpoints")) == 2
+    assert "needs --out FILE" in capsys.readouterr().err
+    out = tmp_path / "probe.json"
+    argv = _probe_argv(fixture_data_root, reference, "--all-checkpoints", "--out", str(out))
+    assert cli_main(argv) == 0, capsys.readouterr().err
+    entries = json.loads(out.read_text())["checkpoints"]
+    assert [e["step"] for e in entries] == sorted(fake_hub.vanilla_steps)
+    assert [e["backbone"] for e in entries] == [
+        f"hf:{VANILLA}@{fake_hub.vanilla_steps[step]}" for step in sorted(fake_hub.vanilla_steps)
+    ]
+
+
+def test_probe_every_checkpoint_stops_at_a_folder_without_weights(
+    fake_hub, hub_cache, fixture_data_root, tmp_path, capsys
+):
+    """The MAML repository's step_2000 holds only config.json: one line naming it, exit 2."""
+    argv = _probe_argv(fixture_data_root, f"hf:{MAML}/checkpoints", "--all-checkpoints")
+    assert cli_main([*argv, "--out", str(tmp_path / "p.json")]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert "step_2000" in err and "model.safetensors" in err

@@ -10,19 +10,34 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from picomaml.errors import PicomamlError
+
+if TYPE_CHECKING:
+    from picomaml.ner.backbone import ResolvedBackbone
+    from picomaml.pretrain.probe import ProbeTarget
+
+
+def _target(resolved: ResolvedBackbone, step: int | None) -> ProbeTarget:
+    """A resolved backbone as a probe target, named by its pinned Hub reference if it has one."""
+    from picomaml.pretrain.probe import ProbeTarget  # torch: imported when the command runs
+
+    name = str(resolved.hub["pinned"]) if resolved.hub else str(resolved.folder)
+    return ProbeTarget(resolved.folder, step, name)
 
 
 def _probe(args: argparse.Namespace) -> int:
     from picomaml.cli.common import data_root
     from picomaml.data.tokenizer import load_tokenizer
     from picomaml.layout import CHECKPOINTS, PICO_WEIGHTS, step_dirs
+    from picomaml.model.hub import is_hub_ref, list_checkpoints
     from picomaml.ner.backbone import resolve_backbone
     from picomaml.pretrain.config import resolve_data_path
     from picomaml.pretrain.probe import (
         DEFAULT_CORPUS,
         ProbeSettings,
+        ProbeTarget,
         default_probe_path,
         run_probe,
         with_overrides,
@@ -42,29 +57,42 @@ def _probe(args: argparse.Namespace) -> int:
         inner_lr=args.inner_lr,
     )
     settings.meta()  # validates the values with the config's messages
-    resolved = resolve_backbone(args.backbone)
-    if args.all_checkpoints:
-        if resolved.run_dir is None:
-            raise PicomamlError(
-                f"--all-checkpoints needs a pretraining run dir (with checkpoints/), got "
-                f"{args.backbone}"
-            )
-        folders = [f for _, f in step_dirs(resolved.run_dir / CHECKPOINTS, PICO_WEIGHTS)]
-    else:
-        folders = [resolved.folder]
-    out = Path(args.out) if args.out else None
-    if out is None and resolved.run_dir is not None:
-        out = default_probe_path(resolved.run_dir)
-
     root = data_root(args)
+    out = Path(args.out) if args.out else None
+    variant = None
+    if args.all_checkpoints and is_hub_ref(args.backbone):
+        if out is None:
+            raise PicomamlError(
+                f"--all-checkpoints of {args.backbone} needs --out FILE (a Hub repository has "
+                "no run dir to hold probe.json)"
+            )
+        steps = list_checkpoints(args.backbone)
+        print(f"probe: {len(steps)} checkpoints of {args.backbone}", file=sys.stderr)
+        targets = [_target(resolve_backbone(str(s.ref)), s.step) for s in steps]
+    else:
+        resolved = resolve_backbone(args.backbone)
+        variant = resolved.variant
+        if args.all_checkpoints:
+            if resolved.run_dir is None:
+                raise PicomamlError(
+                    f"--all-checkpoints needs a pretraining run dir (with checkpoints/) or a "
+                    f"Hub repository (hf:OWNER/REPO[/checkpoints]), got {args.backbone}"
+                )
+            ckpts = resolved.run_dir / CHECKPOINTS
+            targets = [ProbeTarget.local(f) for _, f in step_dirs(ckpts, PICO_WEIGHTS)]
+        else:
+            targets = [_target(resolved, resolved.step)]
+        if out is None and resolved.run_dir is not None:
+            out = default_probe_path(resolved.run_dir)
+
     corpus_name = args.corpus or DEFAULT_CORPUS
     run_probe(
-        folders,
+        targets,
         settings=settings,
         corpus=resolve_data_path(corpus_name, root, "--corpus"),
         corpus_name=corpus_name,
         tokenizer=load_tokenizer(root),
-        variant=resolved.variant,
+        variant=variant,
         out=out,
     )
     if out is not None:
@@ -119,7 +147,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inner-steps", type=int, default=None, help="inner SGD steps (10)")
     p.add_argument("--inner-lr", type=float, default=None, help="inner learning rate (1e-3)")
     p.add_argument(
-        "--all-checkpoints", action="store_true", help="score every checkpoint of the run dir"
+        "--all-checkpoints",
+        action="store_true",
+        help="score every checkpoint of the run dir, or of a Hub repository (needs --out)",
     )
     p.add_argument("--out", default=None, help="JSON file (default RUN_DIR/probe.json)")
     p.set_defaults(func=_probe)

@@ -231,8 +231,24 @@ def _merge_existing(path: Path, header: dict[str, Any]) -> dict[str, Any]:
     return {**header, "checkpoints": old.get("checkpoints", [])} if same else header
 
 
+@dataclass(frozen=True)
+class ProbeTarget:
+    """One checkpoint to probe: its weights' folder, its pretraining step, and the name the
+    record keeps (a local folder's path, or a Hub reference pinned to its commit, which
+    reads the same on every machine, unlike the cache path)."""
+
+    folder: Path
+    step: int | None
+    name: str
+
+    @classmethod
+    def local(cls, folder: Path) -> ProbeTarget:
+        """A local Pico folder; the step comes from a ``step_N`` folder name."""
+        return cls(folder, layout.parse_step(folder.name), str(folder))
+
+
 def run_probe(
-    folders: list[Path],
+    targets: list[ProbeTarget],
     *,
     settings: ProbeSettings,
     corpus: Path,
@@ -242,7 +258,7 @@ def run_probe(
     out: Path | None = None,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Probe each Pico folder in ``folders`` on the episodes of ``corpus`` (a held-out file).
+    """Probe each checkpoint in ``targets`` on the episodes of ``corpus`` (a held-out file).
 
     The record is written to ``out`` after every checkpoint (so a long sweep can be
     interrupted); entries of other checkpoints already in ``out`` with the same settings
@@ -253,25 +269,20 @@ def run_probe(
     record = probe_record(settings, corpus_name, episodes.n_words)
     if out is not None:
         record = _merge_existing(out, record)
-    for folder in folders:
+    for target in targets:
         seed_everything(settings.seed)
-        backbone = load_pico(folder)
-        with tqdm(
-            total=settings.episodes, desc=f"probe {folder.name}", unit="ep", leave=False
-        ) as bar:
+        backbone = load_pico(target.folder)
+        desc = f"probe step_{target.step}" if target.step is not None else "probe"
+        with tqdm(total=settings.episodes, desc=desc, unit="ep", leave=False) as bar:
             result = probe_backbone(backbone, episodes, progress=bar)
-        entry = {
-            "step": layout.parse_step(folder.name),
-            "backbone": str(folder),
-            "variant": variant,
-        }
-        kept = [e for e in record["checkpoints"] if e.get("backbone") != str(folder)]
+        entry = {"step": target.step, "backbone": target.name, "variant": variant}
+        kept = [e for e in record["checkpoints"] if e.get("backbone") != target.name]
         record["checkpoints"] = sorted(
             [*kept, {**entry, **result}], key=lambda e: (e["step"] is None, e["step"] or 0)
         )
         p, a = result["prototype"], result["adapted"]
         say(
-            f"probe {folder}: prototype {100 * p['mean']:.1f}% "
+            f"probe {target.name}: prototype {100 * p['mean']:.1f}% "
             f"[{100 * p['ci95'][0]:.1f}, {100 * p['ci95'][1]:.1f}], adapted "
             f"{100 * a['mean']:.1f}% [{100 * a['ci95'][0]:.1f}, {100 * a['ci95'][1]:.1f}] "
             f"(chance {100 * record['chance']:.1f}%, {settings.episodes} episodes)"
@@ -285,6 +296,7 @@ __all__ = [
     "DEFAULT_CORPUS",
     "ProbeEpisodes",
     "ProbeSettings",
+    "ProbeTarget",
     "default_probe_path",
     "fresh_head",
     "interval",

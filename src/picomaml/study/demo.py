@@ -21,7 +21,13 @@ from picomaml.errors import PicomamlError
 from picomaml.fileio import read_json
 from picomaml.layout import latest_step_of_run
 from picomaml.pretrain.config import PretrainConfig, load_pretrain_config, resolve_data_path
-from picomaml.pretrain.probe import DEFAULT_CORPUS, ProbeSettings, default_probe_path, run_probe
+from picomaml.pretrain.probe import (
+    DEFAULT_CORPUS,
+    ProbeSettings,
+    ProbeTarget,
+    default_probe_path,
+    run_probe,
+)
 from picomaml.pretrain.trainer import run_pretraining
 from picomaml.study.config import GridConfig, load_grid
 from picomaml.study.grid import run_grid
@@ -106,7 +112,7 @@ def probe_backbones(
             continue
         tokenizer = tokenizer or load_tokenizer(data_root)
         run_probe(
-            [folder],
+            [ProbeTarget.local(folder)],
             settings=DEMO_PROBE,
             corpus=resolve_data_path(DEFAULT_CORPUS, data_root, "probe corpus"),
             corpus_name=DEFAULT_CORPUS,
