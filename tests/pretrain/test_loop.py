@@ -20,7 +20,7 @@ from picomaml.pretrain.optim import build_optimizer, load_optimizer_state
 from picomaml.pretrain.stats import StatsAccumulator
 from picomaml.pretrain.trainer import run_pretraining
 from tests.fixtures import FIXTURE_DATA
-from tests.pretrain.tiny import small_corpus, tiny_config
+from tests.pretrain.tiny import poison_ar_loss, small_corpus, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -142,15 +142,7 @@ def test_one_read_back_per_logging_step_and_no_host_reads_between(
 def test_a_bad_step_between_read_backs_is_named(corpus, tmp_path, monkeypatch) -> None:
     """A non-finite loss at step 2 is found at the read-back of step 3, named as step 2,
     and nothing after the last good checkpoint is written."""
-    real = trainer.ar_loss
-    calls = {"n": 0}
-
-    def poisoned(model, rows):
-        calls["n"] += 1
-        loss = real(model, rows)
-        return loss * float("nan") if calls["n"] == 3 else loss  # micro-batch 1 of step 2
-
-    monkeypatch.setattr(trainer, "ar_loss", poisoned)
+    poison_ar_loss(monkeypatch, at_call=3, factor=float("nan"))  # micro-batch 1 of step 2
     # Read-backs at steps 3 (logging), 4 (checkpoint) and 6; step 2 is not one.
     over = ("meta.rho=0.0", "training.max_steps=6", "logging.every=3", "checkpointing.every=4")
     cfg = tiny_config(*corpus, *over)

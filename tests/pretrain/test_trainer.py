@@ -12,10 +12,10 @@ import yaml
 from safetensors.torch import load_file
 
 from picomaml.errors import PicomamlError
-from picomaml.pretrain import inputs, trainer
+from picomaml.pretrain import inputs
 from picomaml.pretrain.trainer import run_pretraining
 from tests.fixtures import FIXTURE_DATA
-from tests.pretrain.tiny import small_corpus, tiny_config
+from tests.pretrain.tiny import poison_ar_loss, small_corpus, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -104,15 +104,7 @@ def test_same_seed_same_numbers_and_outputs(corpus, fabric, tmp_path: Path) -> N
 def test_nonfinite_loss_stops_and_keeps_last_checkpoint(
     corpus, fabric, tmp_path, monkeypatch
 ) -> None:
-    real = trainer.ar_loss
-    calls = {"n": 0}
-
-    def poisoned(model, rows):
-        calls["n"] += 1
-        loss = real(model, rows)
-        return loss * float("inf") if calls["n"] == 5 else loss  # micro-batch 1 of step 3
-
-    monkeypatch.setattr(trainer, "ar_loss", poisoned)
+    poison_ar_loss(monkeypatch, at_call=5, factor=float("inf"))  # micro-batch 1 of step 3
     cfg = tiny_config(*corpus, "meta.rho=0.0", "training.max_steps=4", "checkpointing.every=2")
     run = tmp_path / "nan"
     with pytest.raises(PicomamlError, match=r"non-finite ar loss at optimizer step 3.*step_2"):

@@ -5,6 +5,9 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
+import pytest
+
+from picomaml.pretrain import trainer
 from picomaml.pretrain.config import PretrainConfig, load_pretrain_config
 
 
@@ -66,3 +69,17 @@ def tiny_config(corpus: tuple[Path, Path], cache: Path, *overrides: str) -> Pret
         "logging.progress_bar=false",
     ]
     return load_pretrain_config(None, base + list(overrides))
+
+
+def poison_ar_loss(monkeypatch: pytest.MonkeyPatch, at_call: int, factor: float) -> None:
+    """Multiply the trainer's AR loss by ``factor`` (nan or inf) on its ``at_call``-th call
+    (1-based), so a test can place a non-finite loss on a chosen micro-batch."""
+    real = trainer.ar_loss
+    calls = {"n": 0}
+
+    def poisoned(model, rows):
+        calls["n"] += 1
+        loss = real(model, rows)
+        return loss * factor if calls["n"] == at_call else loss
+
+    monkeypatch.setattr(trainer, "ar_loss", poisoned)
