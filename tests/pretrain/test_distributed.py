@@ -26,7 +26,13 @@ from tests.fixtures import FIXTURE_DATA
 from tests.pretrain.tiny import small_corpus, tiny_config
 
 ADAM = ("training.eps=1.0e-6",)
-VARIANTS = {"ar": "meta.rho=0.0", "maml": "meta.rho=1.0", "mixed": "meta.rho=0.5"}
+VARIANTS = {
+    "ar": ("meta.rho=0.0",),
+    "maml": ("meta.rho=1.0", "meta.learner=query_only"),
+    "mixed": ("meta.rho=0.5",),
+    # Support gradient: the all-gather's backward must sum the shards' gradients.
+    "proto": ("meta.rho=1.0", "meta.learner=proto_maml", "meta.learn_logit_scale=true"),
+}
 
 
 def _two_rank_worker(fabric, jobs: list[tuple[object, str]]) -> None:
@@ -50,9 +56,9 @@ def test_two_processes_match_one(tmp_path: Path, fixture_data_root: Path) -> Non
     single.launch()
     jobs = []
     for name, rho in VARIANTS.items():
-        cfg1 = tiny_config(corpus, cache, rho, "training.micro_batch_size=4", *ADAM)
+        cfg1 = tiny_config(corpus, cache, *rho, "training.micro_batch_size=4", *ADAM)
         run_pretraining(cfg1, tmp_path / f"one-{name}", fabric=single, data_root=FIXTURE_DATA)
-        cfg2 = tiny_config(corpus, cache, rho, "training.micro_batch_size=2", *ADAM)
+        cfg2 = tiny_config(corpus, cache, *rho, "training.micro_batch_size=2", *ADAM)
         jobs.append((cfg2, str(tmp_path / f"two-{name}")))
 
     fabric = Fabric(accelerator="cpu", devices=2, strategy=ddp_strategy(start_method="spawn"))
@@ -69,10 +75,13 @@ def test_two_processes_match_one(tmp_path: Path, fixture_data_root: Path) -> Non
     seed_everything(0)
     init = PicoDecoder(PicoConfig(d_model=48, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=32))
     key = "pico_decoder.de_embedding_proj.weight"
-    for run in ("one-maml", "two-maml"):
+    for run in ("one-maml", "two-maml", "one-proto", "two-proto"):
         assert torch.equal(_final(tmp_path / run)[key], init.de_embedding_proj.weight.detach())
     # The runs did train, and differently per branch mix (equality above is not vacuous).
     ar, maml = _final(tmp_path / "one-ar"), _final(tmp_path / "one-maml")
     key = "pico_decoder.layers.0.attention.q_proj.weight"
     assert (ar[key] - maml[key]).abs().max() > 1e-4
     assert (ar["head.body.0.weight"] - maml["head.body.0.weight"]).abs().max() > 1e-4
+    proto = _final(tmp_path / "one-proto")
+    assert (proto[key] - maml[key]).abs().max() > 1e-5  # the learners differ
+    assert proto["head.log_scale"] != 0  # the learned scale moved from log(1)

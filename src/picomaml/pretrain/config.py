@@ -226,6 +226,16 @@ class TrainingSection:
 class MetaSection:
     """First-order MAML on SMLMT episodes (paper section 2.3 and Table 6).
 
+    ``learner`` chooses how an episode's loss reaches the backbone
+    (:mod:`picomaml.pretrain.maml`, docs/pretraining.md "Episode learners"):
+    ``query_only`` (support side without gradient: the first learner), ``proto_maml``
+    (first-order Proto-MAML, gradient through the support features, their centre and
+    the prototype-initialised output layer) or ``protonet`` (no inner loop).
+    ``metric``: ``euclidean`` prototypes, or ``cosine`` (unit body outputs, prototype
+    directions); ``logit_scale`` multiplies the logits (``null``: 1 for euclidean, 10
+    for cosine) and is a learned parameter with ``learn_logit_scale``.
+    ``heldout_share`` of the candidate words (by a stable hash) is never a class, so
+    the probe can score words no episode trained on.
     ``rho`` is the probability that a micro-batch is a meta episode. ``head_layers`` is
     the number of hidden Linear->ReLU->Dropout blocks of the persistent MLP body.
     ``output_init`` chooses the N-way output layer: ``prototypes`` (Proto-MAML, fresh per
@@ -246,6 +256,11 @@ class MetaSection:
     """
 
     enabled: bool = False
+    learner: Literal["query_only", "proto_maml", "protonet"] = "query_only"
+    metric: Literal["euclidean", "cosine"] = "euclidean"
+    logit_scale: float | None = None
+    learn_logit_scale: bool = False
+    heldout_share: float = 0.1
     rho: float = 0.5
     branch_draw: Literal["per_microbatch", "per_step"] = "per_microbatch"
     ways: int = 32
@@ -259,7 +274,7 @@ class MetaSection:
     head_dropout: float = 0.1
     head_init: Literal["xavier", "kaiming", "normal"] = "xavier"
     output_init: Literal["prototypes", "zeros", "xavier", "persistent"] = "prototypes"
-    representation: Literal["mask", "last", "after_mask"] = "mask"
+    representation: Literal["mask", "last", "after_mask", "before_mask"] = "mask"
     inner_dropout: bool = False
     query_dropout: bool = False
     center_features: bool = True
@@ -306,6 +321,32 @@ class MetaSection:
         if self.head_lr is not None:
             _check(self.head_lr > 0, "meta.head_lr", "a positive number or null", self.head_lr)
         _check(self.loss_weight >= 0, "meta.loss_weight", "a number >= 0", self.loss_weight)
+        _check(
+            0.0 <= self.heldout_share < 1.0,
+            "meta.heldout_share",
+            "a fraction in [0, 1)",
+            self.heldout_share,
+        )
+        if self.logit_scale is not None:
+            _check(
+                self.logit_scale > 0,
+                "meta.logit_scale",
+                "a positive number or null",
+                self.logit_scale,
+            )
+        _check(
+            self.learner == "query_only" or self.output_init == "prototypes",
+            "meta.output_init",
+            f"prototypes with meta.learner={self.learner} (zeros, xavier and persistent "
+            "apply to the query_only learner)",
+            self.output_init,
+        )
+
+    def scale(self) -> float:
+        """The logit scale's value (its initial value when it is learned)."""
+        if self.logit_scale is not None:
+            return self.logit_scale
+        return 10.0 if self.metric == "cosine" else 1.0
 
 
 @dataclass

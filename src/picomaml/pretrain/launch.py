@@ -111,8 +111,29 @@ def all_reduce_min(fabric: Fabric, tensor: Tensor) -> Tensor:
     return tensor
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather of equal shards whose backward sums the gradient over ranks and keeps
+    this rank's slice, so a loss on every rank that reads every rank's shard (the
+    prototypes of a support-gradient learner) sends each shard all of its gradient."""
+
+    @staticmethod
+    def forward(ctx, local: Tensor, world: int) -> Tensor:
+        ctx.rows = local.shape[0]
+        out = local.new_empty((world * local.shape[0], *local.shape[1:]))
+        torch.distributed.all_gather_single(out, local.contiguous())
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        grad = grad.contiguous()
+        torch.distributed.all_reduce(grad, op=torch.distributed.ReduceOp.SUM)
+        rank = torch.distributed.get_rank()
+        return grad[rank * ctx.rows : (rank + 1) * ctx.rows], None
+
+
 def gather_equal(fabric: Fabric) -> Callable[[Tensor], Tensor] | None:
-    """``all_gather`` for tensors of the same shape on every rank (``[world * n, ...]``).
+    """``all_gather`` for tensors of the same shape on every rank (``[world * n, ...]``),
+    differentiable (see :class:`_GatherWithGrad`).
 
     Why not ``fabric.all_gather``: it supports uneven shapes by gathering the shapes
     first and comparing them in Python, after a barrier, which syncs the host with the
@@ -124,10 +145,7 @@ def gather_equal(fabric: Fabric) -> Callable[[Tensor], Tensor] | None:
     world = fabric.world_size
 
     def gather(local: Tensor) -> Tensor:
-        local = local.contiguous()
-        out = local.new_empty((world * local.shape[0], *local.shape[1:]))
-        torch.distributed.all_gather_single(out, local)
-        return out
+        return _GatherWithGrad.apply(local, world)
 
     return gather
 

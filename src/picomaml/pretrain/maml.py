@@ -13,10 +13,27 @@ The contract (what the trainer relies on)::
   projection, so DDP needs ``find_unused_parameters=True`` (or the projection tied).
   On a single device Fabric does not redirect marked methods, so the precision's
   autocast must be entered by the caller (the trainer wraps the backbone).
-* Support features are computed once, under ``torch.no_grad()``; the head is adapted
-  for ``inner_steps`` plain SGD steps at ``inner_lr`` on *copies* of its parameters,
-  so no support-loss gradient can reach any ``.grad`` and the head's own parameters
-  are never modified by an episode (the paper's snapshot/restore of phi).
+* ``meta.learner`` decides where the query loss sends gradient (docs/pretraining.md,
+  "Episode learners"):
+
+  - ``query_only``: support features, their centre and the initial output layer are
+    computed without gradient; only the query features (and the head, first-order)
+    learn. In a collapsed feature space this learner can lower the loss by rescaling
+    logits without separating classes, which is why it is no longer the default.
+  - ``proto_maml``: first-order Proto-MAML (Triantafillou et al. 2020). The support
+    features, the centre and the prototype-initialised output layer keep their graph;
+    the inner loop runs on detached copies and its update is added as a constant
+    (``phi_T = phi_0 + (phi_T - phi_0).detach()``), so the query loss reaches the
+    backbone through the query *and* the support windows.
+  - ``protonet``: Proto-MAML with no inner loop (Snell et al. 2017): prototype logits
+    on the head body's outputs, gradient through both sides.
+
+  The head is adapted for ``inner_steps`` plain SGD steps at ``inner_lr`` on *copies*
+  of its parameters, so no support-loss gradient reaches any ``.grad`` and the head's
+  own parameters are never modified by an episode (the paper's snapshot/restore of phi).
+* ``meta.metric`` ``cosine`` L2-normalises the body outputs and starts the output layer
+  at the prototype directions; the logits are multiplied by ``meta.logit_scale``, a
+  learned parameter of the head (``log_scale``) with ``meta.learn_logit_scale``.
 * Query features are computed with gradient and pass through the adapted head. The
   returned loss back-propagates into the backbone (ordinary gradient) and into the
   persistent head parameters (first-order MAML: the gradient at the adapted weights is
@@ -34,7 +51,10 @@ The contract (what the trainer relies on)::
   does). Every rank then runs the identical inner loop. The local query loss is
   ``sum(CE over the shard) * world_size / (N*Q)``, so *averaging* gradients across
   ranks (what DDP does; do the same for the head, e.g. ``all_reduce`` mean of the head
-  grads, since the head sits outside DDP) equals the single-process gradient.
+  grads, since the head sits outside DDP) equals the single-process gradient. Learners
+  with support gradient need an ``all_gather`` whose backward sums the gathered
+  gradient over ranks and returns this rank's slice
+  (:func:`picomaml.pretrain.launch.gather_equal` does).
 * Feature preparation, before the head: with ``meta.normalize_features`` every support
   and query feature is scaled to unit RMS, then with ``meta.center_features`` the support
   set's mean feature is subtracted from all of them. Why: prototype logits are squared
@@ -95,11 +115,25 @@ EPISODE_METRICS: dict[str, str] = {
     "head_weight_std": "std of the persistent head parameters before the episode",
     "head_grad_norm": "norm of the first-order gradient the episode adds to the head "
     "(before division by the accumulation steps; 0 under torch.no_grad())",
+    "query_max_prob": "mean over queries of the adapted head's largest class probability",
+    "query_entropy": "mean entropy (nats) of the adapted head's query distribution "
+    "(ln N = uniform)",
+    "logit_scale": "the factor the logits are multiplied by (meta.logit_scale; learned "
+    "with meta.learn_logit_scale)",
 }
 """Every key of the ``metrics`` dict returned by :func:`episode_loss`."""
 
 OUTPUT_INITS = ("prototypes", "zeros", "xavier", "persistent")
-REPRESENTATIONS = ("mask", "last", "after_mask")
+REPRESENTATIONS = ("mask", "last", "after_mask", "before_mask")
+LEARNERS = ("query_only", "proto_maml", "protonet")
+METRICS = ("euclidean", "cosine")
+
+
+def support_gradient(learner: str) -> bool:
+    """Whether ``learner`` back-propagates the query loss through the support windows."""
+    if learner not in LEARNERS:
+        raise PicomamlError(f"meta.learner: expected one of {', '.join(LEARNERS)}, got {learner!r}")
+    return learner != "query_only"
 
 
 class MetaHead(nn.Module):
@@ -108,7 +142,9 @@ class MetaHead(nn.Module):
     ``layers`` blocks of Linear -> ReLU -> Dropout map backbone features (``d_in``) to
     ``hidden``. With ``ways`` set (``meta.output_init: persistent``) the N-way output
     layer is a parameter too (``self.out``); otherwise each episode builds its own
-    (see :func:`init_output_layer`), because each episode has its own classes.
+    (see :func:`init_output_layer`), because each episode has its own classes. With
+    ``learn_scale`` the logit scale is the parameter ``log_scale`` (log of the factor,
+    so it stays positive), started at ``scale``.
     """
 
     def __init__(
@@ -120,8 +156,12 @@ class MetaHead(nn.Module):
         dropout: float = 0.1,
         init: str = "xavier",
         ways: int | None = None,
+        scale: float = 1.0,
+        learn_scale: bool = False,
     ) -> None:
         super().__init__()
+        self.fixed_scale = float(scale)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(scale))) if learn_scale else None
         dims = [d_in] + [hidden] * layers
         self.body = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:], strict=True))
         self.d_in, self.out_dim, self.dropout = d_in, dims[-1], dropout
@@ -149,7 +189,16 @@ class MetaHead(nn.Module):
             dropout=meta.head_dropout,
             init=meta.head_init,
             ways=meta.ways if meta.output_init == "persistent" else None,
+            scale=meta.scale(),
+            learn_scale=meta.learn_logit_scale,
         )
+
+    def scale(self) -> Tensor | float:
+        """The logit scale: ``exp(log_scale)`` (with gradient) or the fixed value (a
+        Python float, so no host-made tensor is copied per episode)."""
+        if self.log_scale is not None:
+            return self.log_scale.float().exp()
+        return self.fixed_scale
 
     def body_params(self) -> list[Tensor]:
         """``[W1, b1, W2, b2, ...]``, the order used by :func:`head_forward`."""
@@ -178,9 +227,21 @@ def body_forward(x: Tensor, body: list[Tensor], masks: list[Tensor] | None) -> T
     return x
 
 
-def head_forward(x: Tensor, params: list[Tensor], masks: list[Tensor] | None) -> Tensor:
-    """Functional head: ``params = body_params + [W_out, b_out]`` -> logits."""
-    return F.linear(body_forward(x, params[:-2], masks), params[-2], params[-1])
+def head_forward(
+    x: Tensor,
+    params: list[Tensor],
+    masks: list[Tensor] | None,
+    metric: str = "euclidean",
+    scale: Tensor | float = 1.0,
+) -> Tensor:
+    """Functional head: ``params = body_params + [W_out, b_out]`` -> ``scale *`` logits.
+
+    ``metric="cosine"``: the body output is L2-normalised before the output layer.
+    """
+    z = body_forward(x, params[:-2], masks)
+    if metric == "cosine":
+        z = F.normalize(z, dim=-1)
+    return scale * F.linear(z, params[-2], params[-1])
 
 
 def dropout_masks(
@@ -215,6 +276,7 @@ def init_output_layer(
     width: int,
     device,
     seed: int = 0,
+    metric: str = "euclidean",
 ) -> tuple[Tensor, Tensor]:
     """Fresh N-way output layer: zeros, Xavier-random, or Proto-MAML prototypes.
 
@@ -222,8 +284,11 @@ def init_output_layer(
     ``seed`` (the episode's) so every rank builds the same layer. Prototypes:
     ``W_c = 2 mu_c``, ``b_c = -|mu_c|^2`` with ``mu_c`` the mean body output of class
     ``c`` (no dropout), so the initial logits are negative squared distances up to a
-    per-example constant. Every option is a constant start point: no outer gradient
-    flows through it (``persistent`` output layers live in :class:`MetaHead` instead).
+    per-example constant. With ``metric="cosine"`` the prototypes are the class means
+    of the unit body outputs, normalised (``W_c = mu_c / |mu_c|``, ``b = 0``), so the
+    initial logits are cosines. The prototypes keep the graph of ``body_out``: the
+    caller decides whether gradient flows through them (``persistent`` output layers
+    live in :class:`MetaHead` instead).
     """
     if kind == "zeros":
         return torch.zeros(ways, width, device=device), torch.zeros(ways, device=device)
@@ -235,6 +300,9 @@ def init_output_layer(
     if kind == "prototypes":
         if body_out is None:
             raise PicomamlError("init_output_layer: prototypes need the support body outputs")
+        if metric == "cosine":
+            proto, _ = class_means(F.normalize(body_out, dim=-1), labels, ways)
+            return F.normalize(proto, dim=-1), torch.zeros(ways, device=device)
         proto, _ = class_means(body_out, labels, ways)
         return 2 * proto, -(proto * proto).sum(1)
     raise PicomamlError(
@@ -242,19 +310,26 @@ def init_output_layer(
     )
 
 
-def prototype_loo_logits(z: Tensor, labels: Tensor, ways: int) -> Tensor:
-    """Prototype logits ``2 mu.z - |mu|^2`` with each point left out of its own class mean.
+def prototype_loo_logits(z: Tensor, labels: Tensor, ways: int, metric: str = "euclidean") -> Tensor:
+    """Prototype logits with each point left out of its own class mean.
 
+    Euclidean: ``2 mu.z - |mu|^2``; cosine: ``cos(z, mu)`` of the unit outputs' means.
     Why: with the point inside its own prototype, nearest-prototype accuracy on the
     support set is inflated (0.81 on pure noise at 8 ways, 4 shots); leaving it out
     gives the honest estimate. A class whose only example is the point itself has no
     prototype left, so its own-class logit is ``-inf``.
     """
+    if metric == "cosine":
+        z = F.normalize(z, dim=-1)
     mu, counts = class_means(z, labels, ways)
-    logits = 2 * z @ mu.t() - (mu * mu).sum(1)
     n_own = counts[labels].unsqueeze(1)
     loo = (mu[labels] * n_own - z) / (n_own - 1).clamp_min(1)
-    own = 2 * (z * loo).sum(1) - (loo * loo).sum(1)
+    if metric == "cosine":
+        logits = z @ F.normalize(mu, dim=-1).t()
+        own = (z * F.normalize(loo, dim=-1)).sum(1)
+    else:
+        logits = 2 * z @ mu.t() - (mu * mu).sum(1)
+        own = 2 * (z * loo).sum(1) - (loo * loo).sum(1)
     own = torch.where(n_own.squeeze(1) > 1, own, torch.full_like(own, -math.inf))
     return logits.scatter(1, labels.unsqueeze(1), own.unsqueeze(1))
 
@@ -290,10 +365,18 @@ def window_features(backbone: nn.Module, ids: Tensor, mask: Tensor, representati
     ``after_mask``: mean over the positions after the first masked one (they see the
     masked slot and its right context; the mask position itself sees only the left
     context and a constant input token), or the last position when nothing follows.
+    ``before_mask``: the position just before the first masked one, whose state never
+    saw the ``[MASK]`` token (a causal model's prediction of the hidden word), so a
+    backbone whose ``[MASK]`` row was never trained is not penalised; position 0 when
+    the window starts with the mask.
     """
     hidden = backbone.hidden_states(ids)
     if representation == "last":
         return hidden[:, -1]
+    if representation == "before_mask":
+        first = mask.to(torch.int64).argmax(1)
+        index = (first - 1).clamp_min(0)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
     if representation == "mask":
         weights = mask.to(hidden.dtype)
     elif representation == "after_mask":
@@ -349,6 +432,82 @@ def _accuracy(logits: Tensor, labels: Tensor) -> Tensor:
     return (logits.argmax(-1) == labels).float().mean()
 
 
+def prepare_features(s_feat: Tensor, q_feat: Tensor, cfg: MetaSection) -> tuple[Tensor, Tensor]:
+    """Unit-RMS features (``normalize_features``), then centred on the support mean
+    (``center_features``); differentiable, so the learner decides what keeps a graph."""
+    if cfg.normalize_features:
+        s_feat, q_feat = unit_rms(s_feat), unit_rms(q_feat)
+    if cfg.center_features:
+        centre = s_feat.mean(0)
+        s_feat, q_feat = s_feat - centre, q_feat - centre
+    return s_feat, q_feat
+
+
+def inner_loop(
+    fast: list[Tensor],
+    s_feat: Tensor,
+    s_labels: Tensor,
+    cfg: MetaSection,
+    *,
+    seed: int,
+    scale: Tensor | float,
+    dropout: float,
+    layers: int,
+    width: int,
+) -> list[Tensor]:
+    """``inner_steps`` SGD steps on the support cross-entropy; returns detached weights.
+
+    Runs on detached copies whatever the caller's grad mode, so nothing here reaches a
+    ``.grad`` (first-order: the outer gradient is routed by :class:`_AtAdaptedWeights`).
+    """
+    fast = [w.detach() for w in fast]
+    for step in range(cfg.inner_steps):
+        masks = dropout_masks(seed, step, s_feat.shape[0], width, layers, dropout, s_feat.device)
+        with torch.enable_grad():
+            fast = [w.requires_grad_(True) for w in fast]
+            logits = head_forward(s_feat, fast, masks, cfg.metric, scale)
+            grads = torch.autograd.grad(F.cross_entropy(logits, s_labels), fast)
+        fast = [(w - cfg.inner_lr * g).detach() for w, g in zip(fast, grads, strict=True)]
+    return fast
+
+
+def _support_metrics(
+    s_feat: Tensor,
+    s_labels: Tensor,
+    initial: list[Tensor],
+    adapted: list[Tensor],
+    body0: Tensor,
+    cfg: MetaSection,
+    ways: int,
+    scale: Tensor | float,
+) -> dict[str, Tensor]:
+    """Support accuracy and loss before (leave-one-out for prototypes) and after adapting."""
+    with torch.no_grad():
+        logits0 = head_forward(s_feat, initial, None, cfg.metric, scale)
+        loss_before = F.cross_entropy(logits0, s_labels)
+        if cfg.output_init == "prototypes":
+            logits0 = prototype_loo_logits(body0, s_labels, ways, cfg.metric)
+        logits_after = head_forward(s_feat, adapted, None, cfg.metric, scale)
+        return {
+            "support_acc_before": _accuracy(logits0, s_labels),
+            "support_acc_after": _accuracy(logits_after, s_labels),
+            "support_loss_before": loss_before,
+            "support_loss_after": F.cross_entropy(logits_after, s_labels),
+        }
+
+
+def _query_metrics(logits: Tensor, q_labels: Tensor, ce: Tensor) -> dict[str, Tensor]:
+    """Query accuracy, loss and calibration (largest probability, entropy)."""
+    with torch.no_grad():
+        logp = F.log_softmax(logits.detach(), -1)
+        return {
+            "query_acc": _accuracy(logits.detach(), q_labels),
+            "query_loss": ce.detach() / logits.shape[0],
+            "query_max_prob": logp.max(-1).values.exp().mean(),
+            "query_entropy": -(logp.exp() * logp).sum(-1).mean(),
+        }
+
+
 def adapt_and_query(
     head: MetaHead,
     s_feat: Tensor,
@@ -364,21 +523,20 @@ def adapt_and_query(
     world_size: int = 1,
     train: bool = True,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The MAML algorithm on features: inner loop on the support set, loss on the query.
+    """The episode on features: inner loop on the support set, loss on the query.
 
     ``s_feat[n_s, d]``/``s_labels`` are the whole support set; ``q_feat`` and
     ``q_labels`` this rank's query shard, which is ``q_part`` of ``n_query`` windows
-    (defaults: the whole set). The loss is ``sum(CE) * world_size / n_query``.
-    ``train=False`` turns all dropout off (held-out evaluation, the probe).
+    (defaults: the whole set). The loss is ``sum(CE) * world_size / n_query``. Whether
+    gradient flows through ``s_feat`` is ``meta.learner``'s choice (the module
+    docstring); ``train=False`` turns all dropout off (held-out evaluation, the probe).
     """
+    support_grad = support_gradient(cfg.learner) and torch.is_grad_enabled()
     params0 = head.episode_params()
     device = s_feat.device
-    n_s = s_feat.shape[0]
     n_q = n_query if n_query is not None else q_feat.shape[0]
     q_part = q_part if q_part is not None else slice(0, n_q)
     layers, width = len(head.body_params()) // 2, head.out_dim
-    p_inner = head.dropout if train and cfg.inner_dropout else 0.0
-    p_query = head.dropout if train and cfg.query_dropout else 0.0
     persistent = head.out is not None
     if persistent and head.out.out_features != ways:
         raise PicomamlError(
@@ -387,71 +545,95 @@ def adapt_and_query(
         )
     with torch.autocast(device_type=device.type, enabled=False):
         s_feat, q_feat = s_feat.float(), q_feat.float()
+        if not support_grad:
+            s_feat = s_feat.detach()
         with torch.no_grad():
             cosine, share = feature_collapse(s_feat, s_labels, ways)  # before centring
-        if cfg.normalize_features:
-            s_feat, q_feat = unit_rms(s_feat), unit_rms(q_feat)
-        if cfg.center_features:
-            centre = s_feat.mean(0)
-            s_feat, q_feat = s_feat - centre, q_feat - centre
-        fast = [w.detach().clone() for w in params0]
-        with torch.no_grad():
-            body0 = body_forward(s_feat, fast[: 2 * layers], None)
+        s_feat, q_feat = prepare_features(s_feat, q_feat, cfg)
+        scale = head.scale()
+        fixed = scale.detach() if isinstance(scale, Tensor) else scale  # the inner loop's
+        # The initial weights: the head's parameters plus, unless persistent, a fresh
+        # output layer (prototypes keep their graph when the learner passes support
+        # gradient; otherwise they are constants).
+        body_init = params0[: 2 * layers]
+        with torch.set_grad_enabled(support_grad):
+            if not support_grad:
+                body_init = [w.detach() for w in body_init]
+            body0 = body_forward(s_feat, body_init, None)
+            out0 = []
             if not persistent:
-                out = init_output_layer(cfg.output_init, ways, body0, s_labels, width, device, seed)
-                fast += [out[0].detach().clone(), out[1].detach().clone()]
-            logits0 = head_forward(s_feat, fast, None)
-            loss_before = F.cross_entropy(logits0, s_labels)
-            if cfg.output_init == "prototypes":
-                logits0 = prototype_loo_logits(body0, s_labels, ways)
-            acc_before = _accuracy(logits0, s_labels)
-        for step in range(cfg.inner_steps):
-            masks = dropout_masks(seed, step, n_s, width, layers, p_inner, device)
-            with torch.enable_grad():
-                fast = [w.detach().requires_grad_(True) for w in fast]
-                logits = head_forward(s_feat, fast, masks)
-                grads = torch.autograd.grad(F.cross_entropy(logits, s_labels), fast)
-            fast = [(w - cfg.inner_lr * g).detach() for w, g in zip(fast, grads, strict=True)]
-        with torch.no_grad():
-            logits_after = head_forward(s_feat, fast, None)
-            acc_after = _accuracy(logits_after, s_labels)
-            loss_after = F.cross_entropy(logits_after, s_labels)
-
+                layer = init_output_layer(
+                    cfg.output_init, ways, body0, s_labels, width, device, seed, cfg.metric
+                )
+                out0 = list(layer)
+        initial = params0 + out0
+        fast = initial
+        if cfg.learner != "protonet":
+            p_inner = head.dropout if train and cfg.inner_dropout else 0.0
+            fast = inner_loop(
+                initial,
+                s_feat,
+                s_labels,
+                cfg,
+                seed=seed,
+                scale=fixed,
+                dropout=p_inner,
+                layers=layers,
+                width=width,
+            )
+        # First-order: the adapted weights' value, the gradient routed to the initial ones.
         adapted = [
-            _AtAdaptedWeights.apply(w0, wt)
-            for w0, wt in zip(params0, fast[: len(params0)], strict=True)
+            _AtAdaptedWeights.apply(w0, wt) if w0.requires_grad else wt.detach()
+            for w0, wt in zip(initial, fast, strict=True)
         ]
+        p_query = head.dropout if train and cfg.query_dropout else 0.0
         masks = dropout_masks(seed, cfg.inner_steps, n_q, width, layers, p_query, device)
         if masks is not None:
             masks = [m[q_part] for m in masks]
-        logits = head_forward(q_feat, adapted + fast[len(params0) :], masks)
+        logits = head_forward(q_feat, adapted, masks, cfg.metric, scale)
         ce = F.cross_entropy(logits, q_labels, reduction="sum")
         loss = ce * (world_size / n_q)
+        before = [w.detach() for w in initial]
+        metrics = _support_metrics(s_feat, s_labels, before, fast, body0.detach(), cfg, ways, fixed)
 
+    metrics.update(_query_metrics(logits, q_labels, ce))
+    metrics.update(_head_metrics(head, params0, loss, cosine, share, ways, device))
+    return loss, {k: v.detach().float() for k, v in metrics.items()}
+
+
+def _head_metrics(
+    head: MetaHead,
+    params0: list[Tensor],
+    loss: Tensor,
+    cosine: Tensor,
+    share: Tensor,
+    ways: int,
+    device: torch.device,
+) -> dict[str, Tensor]:
+    """Head statistics, the feature collapse figures and the chance level."""
     zero = torch.zeros((), device=device)
-    head_grads = (
-        torch.autograd.grad(loss, adapted, retain_graph=True)
-        if adapted and loss.requires_grad
+    wanted = [p for p in params0 if p.requires_grad]
+    grads = (
+        torch.autograd.grad(loss, wanted, retain_graph=True, allow_unused=True)
+        if wanted and loss.requires_grad
         else []
     )
     with torch.no_grad():
         flat = torch.cat([w.reshape(-1) for w in params0]) if params0 else zero.reshape(1)
-        grad_sq = sum((g * g).sum() for g in head_grads) if head_grads else zero
-        metrics = {
-            "support_acc_before": acc_before,
-            "support_acc_after": acc_after,
-            "support_loss_before": loss_before,
-            "support_loss_after": loss_after,
-            "query_acc": _accuracy(logits.detach(), q_labels),
-            "query_loss": ce.detach() / q_feat.shape[0],
+        grad_sq = sum((g * g).sum() for g in grads if g is not None) if grads else zero
+        return {
             "chance_acc": torch.full((), 1.0 / ways, device=device),
             "feature_cosine": cosine,
             "feature_class_share": share,
             "head_weight_mean": flat.mean(),
             "head_weight_std": flat.std() if flat.numel() > 1 else zero,
-            "head_grad_norm": torch.sqrt(grad_sq),
+            "head_grad_norm": torch.sqrt(torch.as_tensor(grad_sq, device=device)),
+            "logit_scale": (
+                head.log_scale.detach().float().exp()
+                if head.log_scale is not None
+                else torch.full((), head.fixed_scale, device=device)
+            ),
         }
-    return loss, {k: v.detach().float() for k, v in metrics.items()}
 
 
 @dataclass(frozen=True)
@@ -531,7 +713,7 @@ def episode_loss(
         device = params[0].device if params else next(backbone.parameters()).device
         inputs = episode_inputs(episode, device, rank=rank, world_size=world_size)
 
-    with torch.no_grad():
+    with torch.set_grad_enabled(support_gradient(cfg.learner) and torch.is_grad_enabled()):
         s_local = window_features(
             backbone, inputs.support_ids, inputs.support_mask, cfg.representation
         )
@@ -554,6 +736,8 @@ def episode_loss(
 
 __all__ = [
     "EPISODE_METRICS",
+    "LEARNERS",
+    "METRICS",
     "OUTPUT_INITS",
     "EpisodeInputs",
     "REPRESENTATIONS",
@@ -567,7 +751,10 @@ __all__ = [
     "feature_collapse",
     "head_forward",
     "init_output_layer",
+    "inner_loop",
+    "prepare_features",
     "prototype_loo_logits",
+    "support_gradient",
     "unit_rms",
     "window_features",
 ]

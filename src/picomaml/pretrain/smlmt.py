@@ -12,14 +12,23 @@ so every rank of a distributed run builds the same episode from a shared seed.
 Guarantees (asserted on every episode): each label 0..N-1 has exactly K support and
 Q query examples (no label collapse); a class's K+Q windows come from distinct
 corpus positions and do not overlap whenever the word has enough occurrences to
-allow it; the chosen word's id never remains inside its own windows.
+allow it; the chosen word's id never remains inside its own windows. With
+``separate_documents`` a class's query windows never come from a document that holds
+one of its support windows (so a query cannot be solved by recognising the document).
+
+Two rules keep a held-out measure honest (the probe uses both): :func:`word_split`
+assigns every word, by a stable hash of its lower-cased text, to the training classes
+or to the held-out share that pretraining never uses as a class; and documents are
+found from the ``<|endoftext|>`` tokens that separate them in the packed stream.
 """
 
 from __future__ import annotations
 
+import hashlib
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -60,6 +69,49 @@ def candidate_words(
         if ok and any(ch.isalpha() for ch in word):
             ids.append(i)
     return np.asarray(ids, dtype=np.int64)
+
+
+WordSet = Literal["training", "held-out", "all"]
+WORD_SETS: tuple[str, ...] = ("training", "held-out", "all")
+_HASH_BUCKETS = 1_000_000
+
+
+def is_held_out(word: str, share: float) -> bool:
+    """Whether ``word`` belongs to the held-out share of the vocabulary.
+
+    Why a hash: the split must be the same on every machine and for every tokenizer
+    version, without a stored list. The word is stripped and lower-cased first, so
+    ``' John'`` and ``' john'`` fall on the same side (a probe on one must not be a
+    training class under the other spelling).
+    """
+    key = word.strip().lower().encode("utf-8")
+    bucket = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") % _HASH_BUCKETS
+    return bucket < share * _HASH_BUCKETS
+
+
+def word_split(ids: np.ndarray, decoded: Sequence[str], share: float, words: WordSet) -> np.ndarray:
+    """The ``ids`` whose words are in ``words``: the ``training`` classes, the
+    ``held-out`` share (never a pretraining class), or ``all`` of them."""
+    if words not in WORD_SETS:
+        raise PicomamlError(f"words: expected one of {', '.join(WORD_SETS)}, got {words!r}")
+    if not 0.0 <= share < 1.0:
+        raise PicomamlError(f"held-out share: expected a fraction in [0, 1), got {share!r}")
+    ids = np.asarray(ids, dtype=np.int64)
+    if words == "all":
+        return ids
+    held = np.fromiter((is_held_out(decoded[i], share) for i in ids), dtype=bool, count=len(ids))
+    return ids[held] if words == "held-out" else ids[~held]
+
+
+def document_ids(rows: np.ndarray, eos_id: int) -> np.ndarray:
+    """Document number of every position of ``rows`` (flattened in order).
+
+    A document ends with its ``eos_id`` token, which still belongs to it; packed rows are
+    consecutive pieces of one stream, so a document may continue into the next row.
+    """
+    flat = np.asarray(rows).reshape(-1)
+    ends = (flat == eos_id).astype(np.int64)
+    return np.concatenate([[0], np.cumsum(ends)[:-1]])
 
 
 def continuation_tokens(decoded: Sequence[str]) -> np.ndarray:
@@ -137,6 +189,7 @@ class SMLMTSampler:
         min_count: int | None = None,
         max_frequency: float = 1.0,
         continuations: np.ndarray | None = None,
+        documents: np.ndarray | None = None,
     ) -> None:
         rows = np.asarray(tokens)
         if rows.ndim == 1:
@@ -188,17 +241,72 @@ class SMLMTSampler:
         pairs = np.unique(np.stack([word_of, row * rows.shape[1] + start], 1), axis=0)
         distinct = np.bincount(pairs[:, 0], minlength=words.shape[0])
         enough = distinct >= per_word
+        self.documents = None
+        if documents is not None:
+            self.documents = np.asarray(documents, dtype=np.int64).reshape(-1)
+            if self.documents.shape[0] != flat.shape[0]:
+                raise PicomamlError(
+                    f"SMLMT: {self.documents.shape[0]} document ids for {flat.shape[0]} tokens"
+                )
+            place = row * rows.shape[1] + start
+            enough &= self._splittable(word_of, self.documents[positions], place, words.size)
         self.words = words[enough]
         self.counts = c[keep][enough]
         if self.words.shape[0] < ways:
+            docs = ", support and query in different documents" if documents is not None else ""
             raise PicomamlError(
                 f"SMLMT: only {self.words.shape[0]} candidate words occur between "
                 f"{min_count} and {max_frequency:g} x {flat.shape[0]} times (in at least "
-                f"{per_word} distinct windows) in the token pool; an episode needs {ways} "
-                "(use a larger pool, fewer ways or wider bounds)"
+                f"{per_word} distinct windows{docs}) in the token pool; an episode needs "
+                f"{ways} (use a larger pool, fewer ways or wider bounds)"
             )
         self._positions = positions[enough[word_of]]
         self._offsets = np.concatenate([[0], np.cumsum(self.counts)])
+
+    def _splittable(
+        self, word_of: np.ndarray, doc_of: np.ndarray, place: np.ndarray, n_words: int
+    ) -> np.ndarray:
+        """Per word: can its documents be split into a support side with ``shots`` and a
+        query side with ``queries`` distinct windows? (:meth:`_document_split` finds one.)"""
+        triples = np.unique(np.stack([word_of, doc_of, place], 1), axis=0)
+        ok = np.zeros(n_words, dtype=bool)
+        bounds = np.flatnonzero(np.diff(triples[:, 0])) + 1
+        for group in np.split(triples, bounds):
+            if group.size:
+                docs, counts = np.unique(group[:, 1], return_counts=True)
+                big = np.argsort(-counts, kind="stable")  # the order of the fallback
+                ok[group[0, 0]] = self._split_docs(docs[big], counts[big]) is not None
+        return ok
+
+    def _split_docs(self, docs: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
+        """Query documents: a prefix of ``docs`` (in the given order) holding ``queries``
+        windows whose complement holds ``shots``, tried in both directions; ``None`` if
+        this order allows neither. An eligible word's documents, largest first, always
+        allow one (that is how eligibility is decided)."""
+        total = int(counts.sum())
+        cum = np.cumsum(counts)
+        for first, second in ((self.queries, self.shots), (self.shots, self.queries)):
+            cut = int(np.searchsorted(cum, first)) + 1  # shortest prefix with >= first
+            if cut <= len(docs) and total - int(cum[cut - 1]) >= second:
+                prefix = docs[:cut]
+                return prefix if first == self.queries else docs[cut:]
+        return None
+
+    def _document_split(self, occ: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Which of ``occ`` may serve as queries (the rest are support candidates)."""
+        width = self.rows.shape[1]
+        row, col = np.divmod(occ, width)
+        places = row * width + np.clip(col - self.window // 2, 0, width - self.window)
+        docs = self.documents[occ]
+        pairs = np.unique(np.stack([docs, places], 1), axis=0)
+        uniq, counts = np.unique(pairs[:, 0], return_counts=True)
+        order = rng.permutation(uniq.shape[0])
+        query_docs = self._split_docs(uniq[order], counts[order])
+        if query_docs is None:  # the random order failed: largest documents first
+            big = np.argsort(-counts, kind="stable")
+            query_docs = self._split_docs(uniq[big], counts[big])
+        assert query_docs is not None, "eligible words always have a document split"
+        return np.isin(docs, query_docs)
 
     def occurrences(self, word_index: int) -> np.ndarray:
         """Flat pool positions of eligible word number ``word_index`` (sorted)."""
@@ -209,15 +317,32 @@ class SMLMTSampler:
         return int(min(max(col - self.window // 2, 0), self.rows.shape[1] - self.window))
 
     def _places(self, word_index: int, rng: np.random.Generator) -> list[tuple[int, int]]:
-        """K+Q distinct (row, start) windows for a word, non-overlapping where possible."""
-        need = self.shots + self.queries
+        """K+Q distinct (row, start) windows for a word, non-overlapping where possible;
+        the first K are the support windows."""
         occ = self.occurrences(word_index)
+        if self.documents is None:
+            return self._pick(occ, self.shots + self.queries, [], word_index, rng)
+        as_query = self._document_split(occ, rng)
+        support = self._pick(occ[~as_query], self.shots, [], word_index, rng)
+        return support + self._pick(occ[as_query], self.queries, support, word_index, rng)
+
+    def _pick(
+        self,
+        occ: np.ndarray,
+        need: int,
+        taken: list[tuple[int, int]],
+        word_index: int,
+        rng: np.random.Generator,
+    ) -> list[tuple[int, int]]:
+        """``need`` distinct windows around ``occ`` not in ``taken``, spread out if possible."""
         width = self.rows.shape[1]
         chosen: list[tuple[int, int]] = []
         rejected: list[tuple[int, int]] = []
         for pos in occ[rng.permutation(occ.shape[0])]:
             row, col = divmod(int(pos), width)
             place = (row, self._window_start(col))
+            if place in taken:
+                continue
             if all(r != row or abs(s - place[1]) >= self.window for r, s in chosen):
                 chosen.append(place)
                 if len(chosen) == need:
@@ -232,7 +357,7 @@ class SMLMTSampler:
         word = int(self.words[word_index])
         raise PicomamlError(
             f"SMLMT: word id {word} has only {len(chosen)} distinct windows of length "
-            f"{self.window} in the pool; an episode needs shots + queries = {need}"
+            f"{self.window} in the pool; an episode needs {need} here"
         )
 
     def sample(self, rng: np.random.Generator) -> Episode:

@@ -47,6 +47,9 @@ class StepStats:
     head_weight_mean: float = 0.0
     head_weight_std: float = 0.0
     head_grad_norm: float = 0.0
+    query_max_prob: float = 0.0
+    query_entropy: float = 0.0
+    logit_scale: float = 0.0
     ar_grad_norm: float = 0.0
     n_ar_grad: float = 0.0
     meta_grad_norm: float = 0.0

@@ -15,8 +15,16 @@ from collections.abc import Sequence
 import numpy as np
 from torch import Tensor, nn
 
+from picomaml.data.tokenizer import EOS_ID
 from picomaml.pretrain.config import MetaSection
-from picomaml.pretrain.smlmt import SMLMTSampler, candidate_words, continuation_tokens
+from picomaml.pretrain.smlmt import (
+    SMLMTSampler,
+    WordSet,
+    candidate_words,
+    continuation_tokens,
+    document_ids,
+    word_split,
+)
 
 
 def ar_loss(model: nn.Module, rows: Tensor) -> Tensor:
@@ -34,13 +42,22 @@ def ar_loss(model: nn.Module, rows: Tensor) -> Tensor:
 
 
 def build_sampler(
-    meta: MetaSection, tokens: np.ndarray, decoded_vocab: Sequence[str], mask_id: int
+    meta: MetaSection,
+    tokens: np.ndarray,
+    decoded_vocab: Sequence[str],
+    mask_id: int,
+    *,
+    words: WordSet = "training",
+    separate_documents: bool = False,
 ) -> SMLMTSampler:
     """SMLMT sampler for ``meta`` over ``tokens`` (packed rows or a flat array).
 
     Only the first ``meta.pool_tokens`` tokens (whole rows) are indexed, which bounds
     memory and start-up time on a large corpus; ``decoded_vocab`` comes from
-    :func:`picomaml.pretrain.smlmt.decode_vocab`.
+    :func:`picomaml.pretrain.smlmt.decode_vocab`. ``words``: which side of the
+    ``meta.heldout_share`` split may be a class (pretraining: ``training``; the probe:
+    ``held-out``). ``separate_documents``: support and query of a class come from
+    different documents (``<|endoftext|>``-separated).
     """
     pool = np.asarray(tokens)
     if meta.pool_tokens is not None:
@@ -52,6 +69,7 @@ def build_sampler(
     candidates = candidate_words(
         decoded_vocab, allow_digits=meta.allow_digits, allow_punct=meta.allow_punct
     )
+    candidates = word_split(candidates, decoded_vocab, meta.heldout_share, words)
     return SMLMTSampler(
         pool,
         candidates,
@@ -63,6 +81,7 @@ def build_sampler(
         min_count=meta.min_word_count,
         max_frequency=meta.max_word_frequency,
         continuations=continuation_tokens(decoded_vocab) if meta.whole_words else None,
+        documents=document_ids(pool, EOS_ID) if separate_documents else None,
     )
 
 

@@ -274,7 +274,7 @@ class Trainer:
                 if stats is not None:
                     bar.set_postfix_str(window.postfix(), refresh=False)
             if log_due:
-                self._log(window.flush(self.step, self._lr()))
+                self._log({**window.flush(self.step, self._lr()), **self._mask_norm()})
             extra = self._dynamics(save_tensors=ckpt_due) if dyn_due else None
             if ckpt_due:
                 self._save(extra)
@@ -474,6 +474,17 @@ class Trainer:
             unit="step",
             dynamic_ncols=True,
         )
+
+    def _mask_norm(self) -> dict[str, float]:
+        """L2 norm of the ``[MASK]`` embedding row (a read-back: logging steps only).
+
+        Why logged: only episodes train that row, so its norm shows how much of what the
+        meta branch learns sits in one input vector rather than in the context.
+        """
+        emb = self.raw_model.embedding_proj.weight
+        if emb.shape[0] <= MASK_ID:
+            return {}
+        return {"mask_embedding_norm": float(emb[MASK_ID].detach().float().norm())}
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.rank == 0:
