@@ -326,3 +326,50 @@ def test_mixed_prefixes_in_one_file_are_refused(tmp_path):
     (tmp_path / "config.json").write_bytes(files["config.json"])
     with pytest.raises(PicomamlError, match="tensor names clash once the prefixes"):
         load_pico(tmp_path)
+
+
+# --- hostile references (issue 22, failure 3) -------------------------------------------------
+
+HOSTILE = "evil/repo"
+TRAVERSAL = "../../../victim"  # from CACHE/models--evil--repo/refs/ to the cache's parent
+
+
+@pytest.mark.parametrize(
+    "revision",
+    [
+        "..%2F..%2F..%2Fvictim",
+        "%2E%2E%2F%2E%2E%2F%2E%2E%2Fvictim",
+        "%2Fetc%2Fpasswd",
+        "..%5C..%5Cvictim",
+        "%252E%252E%252Fvictim",
+        "%00",
+        "main%00",
+        "a%0Ab",
+        "%ff",
+        "refs%2F..%2F..%2Fx",
+        ".hidden",
+        "x.lock",
+    ],
+)
+def test_hostile_revisions_are_refused_before_any_path(revision, fake_hub, hub_cache, tmp_path):
+    """A hostile endpoint serves any revision; the reference is refused before a request."""
+    victim = tmp_path / "victim"
+    victim.write_text("untouched", encoding="utf-8")
+    fake_hub.commit(HOSTILE, {"config.json": b"{}"}, "evil", branch=TRAVERSAL)
+    with pytest.raises(PicomamlError, match="expected hf:OWNER/REPO") as err:
+        fetch_checkpoint(f"hf:{HOSTILE}@{revision}")
+    assert "\n" not in str(err.value)
+    assert victim.read_text(encoding="utf-8") == "untouched"
+    assert fake_hub.requests == []
+    assert not hub_cache.exists() or all(
+        p.resolve().is_relative_to(hub_cache.resolve()) for p in hub_cache.rglob("*")
+    )
+
+
+def test_hostile_values_from_the_server_are_refused_too():
+    """References built from a server's answer (e.g. commit ids of a listing) are checked."""
+    with pytest.raises(PicomamlError, match="path segment"):
+        parse_hub_ref(f"hf:{MAML}").at(TRAVERSAL)
+    with pytest.raises(PicomamlError, match="invalid character"):
+        parse_hub_ref(f"hf:{MAML}").child("a\x00b")
+    assert parse_hub_ref(f"hf:{MAML}@refs%2Fpr%2F3").revision == "refs/pr/3"

@@ -48,13 +48,78 @@ EXAMPLE = "hf:davidafrica/pico-maml-decoder-tiny/checkpoints/step_6000"
 INSTALL_HINT = "pip install -e '.[hub]' (or pip install huggingface_hub)"
 
 
+# Git ref rules (git check-ref-format) plus what a file path must never hold: the
+# revision becomes a file name under the cache's refs/ folder.
+_REF_FORBIDDEN = set(" ~^:?*[\\%")
+
+
+def revision_problem(revision: str) -> str | None:
+    """Why ``revision`` (already percent-decoded) cannot be a Hub revision, or ``None``.
+
+    Why so strict: huggingface_hub writes ``CACHE/models--OWNER--REPO/refs/<revision>``,
+    so ``..``, an absolute path, a NUL or other control character in a revision would
+    write outside the cache (a hostile endpoint can serve any revision). Branch, tag and
+    commit names the Hub allows (``main``, ``v1.0``, ``refs/pr/3``, 40-hex hashes) pass.
+    A ``%`` left after decoding is a second encoding layer and is refused too.
+    """
+    if not revision:
+        return "empty revision"
+    if len(revision) > 255:
+        return "revision longer than 255 characters"
+    if any(ord(c) < 32 or ord(c) == 127 for c in revision):
+        return "control character (NUL, newline, ...) in the revision"
+    bad = sorted(set(revision) & _REF_FORBIDDEN)
+    if bad:
+        return f"character {bad[0]!r} not allowed in a revision"
+    if revision.startswith("/") or re.match(r"^[A-Za-z]:", revision):
+        return "absolute path as revision"
+    if revision.endswith(("/", ".", ".lock")) or "@{" in revision or revision == "@":
+        return "not a valid branch, tag or commit name"
+    for part in revision.split("/"):
+        if part in ("", ".", "..") or part.startswith("."):
+            return f"path segment {part!r} not allowed in a revision"
+    return None
+
+
+def _subfolder_problem(subfolder: str) -> str | None:
+    """Why ``subfolder`` cannot be a folder of a repository (it becomes a cache path)."""
+    for seg in subfolder.split("/") if subfolder else []:
+        if seg in ("", ".", "..") or "@" in seg:
+            return f"invalid subfolder segment {seg!r}"
+        if any(ord(c) < 32 or ord(c) == 127 or c in "\\%:" for c in seg):
+            return f"invalid character in subfolder segment {seg!r}"
+    return None
+
+
+def _inside(path: str | Path, root: str | Path) -> bool:
+    """Whether ``path`` (resolved, symlinks followed) lies inside ``root``."""
+    return Path(os.path.realpath(path)).is_relative_to(Path(os.path.realpath(root)))
+
+
 @dataclass(frozen=True)
 class HubRef:
-    """A folder of a Hub model repository at a revision (None: the default branch)."""
+    """A folder of a Hub model repository at a revision (None: the default branch).
+
+    Every instance is checked (also those built from a server's answer, such as commit
+    ids from a listing), so no Hub reference can name a path outside the cache.
+    """
 
     repo_id: str
     revision: str | None = None
     subfolder: str = ""
+
+    def __post_init__(self) -> None:
+        owner, _, repo = self.repo_id.partition("/")
+        for what, name in (("owner", owner), ("repository name", repo)):
+            if not _NAME_RE.match(name) or "--" in name or ".." in name:
+                raise _bad(f"{SCHEME}{self.repo_id}", f"invalid {what} {name!r}")
+        if self.revision is not None:
+            why = revision_problem(self.revision)
+            if why:
+                raise _bad(f"{SCHEME}{self.repo_id}@{self.revision!r}", why)
+        why = _subfolder_problem(self.subfolder)
+        if why:
+            raise _bad(f"{SCHEME}{self.repo_id}/{self.subfolder}", why)
 
     def __str__(self) -> str:
         rev = "" if self.revision is None else "@" + self.revision.replace("/", "%2F")
@@ -101,17 +166,21 @@ def parse_hub_ref(text: str) -> HubRef:
     revision: str | None = None
     if "@" in repo:
         repo, revision = repo.split("@", 1)
-        revision = unquote(revision)
         if not revision:
             raise _bad(text, "empty revision after '@'")
+        try:
+            revision = unquote(revision, errors="strict")
+        except UnicodeDecodeError:
+            raise _bad(text, "percent-encoding that is not UTF-8 in the revision") from None
     for what, name in (("owner", owner), ("repository name", repo)):
         if not _NAME_RE.match(name) or "--" in name or ".." in name:
             raise _bad(text, f"invalid {what} {name!r}")
-    segments = parts[2:]
-    for seg in segments:
-        if seg in ("", ".", "..") or "@" in seg:
-            raise _bad(text, f"invalid subfolder segment {seg!r}")
-    return HubRef(f"{owner}/{repo}", revision, "/".join(segments))
+    if revision is not None and revision_problem(revision):
+        raise _bad(text, str(revision_problem(revision)))
+    subfolder = "/".join(parts[2:])
+    if _subfolder_problem(subfolder):
+        raise _bad(text, str(_subfolder_problem(subfolder)))
+    return HubRef(f"{owner}/{repo}", revision, subfolder)
 
 
 # --- huggingface_hub access -----------------------------------------------------------------
@@ -287,6 +356,11 @@ def fetch_checkpoint(ref: HubRef | str, cache: str | Path | None = None) -> HubC
         ref = parse_hub_ref(ref)
     hub = _hub()
     where = cache_dir(cache)
+    storage = where / f"models--{ref.repo_id.replace('/', '--')}"
+    planned = (storage / "refs" / (ref.revision or "main"), storage / "snapshots" / "x")
+    for path in (*planned, planned[1] / ref.file(CONFIG_FILE)):
+        if not _inside(path, where):
+            raise PicomamlError(f"{ref}: resolves to {path}, outside the Hub cache {where}")
     common = {
         "repo_id": ref.repo_id,
         "subfolder": ref.subfolder or None,
@@ -306,6 +380,9 @@ def fetch_checkpoint(ref: HubRef | str, cache: str | Path | None = None) -> HubC
         why = "the folder has a config.json, but picomaml loads single-file safetensors weights"
         raise _translate(exc, ref.at(commit), ref.file(WEIGHTS_FILE), where, why) from exc
     folder = Path(config_path).parent
+    for path in (config_path, weights_path):
+        if not _inside(path, where):
+            raise PicomamlError(f"{ref}: the Hub client wrote {path}, outside the cache {where}")
     if Path(weights_path).parent != folder:
         raise PicomamlError(f"internal: {weights_path} and {config_path} are in different folders")
     return HubCheckpoint(ref, commit, folder)
