@@ -39,6 +39,7 @@ LATEST = "latest"
 TRAINER_STATE = "trainer_state.pt"
 META_HEAD = "head.safetensors"
 PROBE = "probe.json"
+INIT_FROM = "init_from.json"
 DYNAMICS_DIR = "learning_dynamics"
 _STEP_RE = re.compile(r"^step_(\d+)$")
 

@@ -38,6 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="end after this optimizer step's checkpoint (schedule unchanged; --resume later)",
     )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="branch from another run's checkpoint (checkpoints/step_N with its trainer "
+        "state): weights, optimizer, schedule and data position continue under this config",
+    )
     p.add_argument("overrides", nargs="*", help="config overrides section.key=value")
     p.set_defaults(func=_run)
 
@@ -74,6 +80,7 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
         data_root=data_root(args),
         stop_at_step=args.stop_at_step,
+        init_from=Path(args.init_from) if args.init_from else None,
     )
     latest = read_latest(run_dir / cfg.checkpointing.dir)
     if getattr(rank_zero_only, "rank", 0) == 0 and latest is not None:  # once, not per rank

@@ -27,6 +27,18 @@ def _target(resolved: ResolvedBackbone, step: int | None) -> ProbeTarget:
     return ProbeTarget(resolved.folder, step, name)
 
 
+def _training_rule(run_dir: Path | None) -> dict[str, object]:
+    """The probed run's candidate-word rule (``meta.max_word_frequency``, ``heldout_share``)
+    from its ``config.yaml``, so the probe's classes follow the rule training used."""
+    from picomaml.config import load_yaml
+    from picomaml.layout import PRETRAIN_CONFIG
+
+    if run_dir is None or not (run_dir / PRETRAIN_CONFIG).is_file():
+        return {}
+    meta = load_yaml(run_dir / PRETRAIN_CONFIG).get("meta") or {}
+    return {k: meta[k] for k in ("max_word_frequency", "heldout_share") if k in meta}
+
+
 def _probe(args: argparse.Namespace) -> int:
     from picomaml.cli.common import data_root
     from picomaml.data.tokenizer import load_tokenizer
@@ -36,6 +48,7 @@ def _probe(args: argparse.Namespace) -> int:
     from picomaml.pretrain.config import resolve_data_path
     from picomaml.pretrain.probe import (
         DEFAULT_CORPUS,
+        TRAIN_CORPUS,
         ProbeSettings,
         ProbeTarget,
         default_probe_path,
@@ -43,23 +56,10 @@ def _probe(args: argparse.Namespace) -> int:
         with_overrides,
     )
 
-    settings = with_overrides(
-        ProbeSettings(),
-        ways=args.ways,
-        shots=args.shots,
-        queries=args.queries,
-        episodes=args.episodes,
-        window=args.window,
-        seed=args.seed,
-        representation=args.representation,
-        output_init=args.output_init,
-        inner_steps=args.inner_steps,
-        inner_lr=args.inner_lr,
-    )
-    settings.meta()  # validates the values with the config's messages
     root = data_root(args)
     out = Path(args.out) if args.out else None
     variant = None
+    run_dir = None
     if args.all_checkpoints and is_hub_ref(args.backbone):
         if out is None:
             raise PicomamlError(
@@ -71,7 +71,7 @@ def _probe(args: argparse.Namespace) -> int:
         targets = [_target(resolve_backbone(str(s.ref)), s.step) for s in steps]
     else:
         resolved = resolve_backbone(args.backbone)
-        variant = resolved.variant
+        variant, run_dir = resolved.variant, resolved.run_dir
         if args.all_checkpoints:
             if resolved.run_dir is None:
                 raise PicomamlError(
@@ -85,7 +85,27 @@ def _probe(args: argparse.Namespace) -> int:
         if out is None and resolved.run_dir is not None:
             out = default_probe_path(resolved.run_dir)
 
-    corpus_name = args.corpus or DEFAULT_CORPUS
+    settings = with_overrides(
+        ProbeSettings(**_training_rule(run_dir)),
+        ways=args.ways,
+        shots=args.shots,
+        queries=args.queries,
+        episodes=args.episodes,
+        window=args.window,
+        seed=args.seed,
+        representation=args.representation,
+        output_init=args.output_init,
+        inner_steps=args.inner_steps,
+        inner_lr=args.inner_lr,
+        words=args.words or ("training" if args.split == "train" else None),
+        heldout_share=args.heldout_share,
+        max_word_frequency=args.max_word_frequency,
+        min_word_count=args.min_word_count,
+        separate_documents=None if args.documents is None else args.documents == "separate",
+        pool_tokens=args.pool_tokens or (1_000_000 if args.split == "train" else None),
+    )
+    settings.meta()  # validates the values with the config's messages
+    corpus_name = args.corpus or (TRAIN_CORPUS if args.split == "train" else DEFAULT_CORPUS)
     run_probe(
         targets,
         settings=settings,
@@ -126,9 +146,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="episode seed (0)")
     p.add_argument(
         "--split",
-        choices=["valid"],
+        choices=["valid", "train"],
         default="valid",
-        help="held-out split the episodes come from (only valid: never training rows)",
+        help="valid (default: held-out rows) or train (the training corpus's first "
+        "--pool-tokens tokens and training words: how well the training task is solved)",
+    )
+    p.add_argument(
+        "--words",
+        choices=["held-out", "training", "all"],
+        default=None,
+        help="class words: held-out (default: never an SMLMT class in pretraining), "
+        "training, or all (the version-1 probe)",
+    )
+    p.add_argument(
+        "--heldout-share",
+        type=float,
+        default=None,
+        help="share of words held out (default: the run's meta.heldout_share, else 0.1)",
+    )
+    p.add_argument(
+        "--max-word-frequency",
+        type=float,
+        default=None,
+        help="candidate words' frequency cap (default: the run's meta.max_word_frequency, "
+        "else 5e-4; the version-1 probe used 5e-3)",
+    )
+    p.add_argument("--min-word-count", type=int, default=None, help="minimum count (8)")
+    p.add_argument(
+        "--documents",
+        choices=["separate", "any"],
+        default=None,
+        help="separate (default: support and query of a class from different documents) "
+        "or any (the version-1 probe)",
+    )
+    p.add_argument(
+        "--pool-tokens", type=int, default=None, help="tokens indexed (all; 1,000,000 for train)"
     )
     p.add_argument(
         "--corpus",
@@ -136,7 +188,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="held-out corpus file (default: the data root's corpus/english-mini/valid.jsonl.gz)",
     )
     p.add_argument(
-        "--representation", choices=["mask", "last", "after_mask"], default=None, help="feature"
+        "--representation",
+        choices=["mask", "last", "after_mask", "before_mask"],
+        default=None,
+        help="window feature (default mask; before_mask never sees the [MASK] token)",
     )
     p.add_argument(
         "--output-init",

@@ -1,9 +1,23 @@
 """The few-shot probe: does a backbone adapt quickly to new SMLMT tasks?
 
-This is the direct measure of what meta-pretraining claims to buy. Held-out episodes
-are drawn from a held-out corpus file (the valid split, never training rows) with a
-fixed seed, so every backbone is scored on exactly the same episodes, and two figures
-are reported per backbone:
+This is the direct measure of what meta-pretraining claims to buy: *transfer* to new
+tasks, not memory of the training ones. Held-out episodes are drawn from a held-out
+corpus file (the valid split, never training rows) with a fixed seed, so every backbone
+is scored on exactly the same episodes. By default (version 2) three rules keep it a
+transfer measure:
+
+* ``words="held-out"``: the classes are only words of the held-out share
+  (``heldout_share``, by :func:`~picomaml.pretrain.smlmt.is_held_out`) that pretraining
+  never uses as an SMLMT class;
+* ``max_word_frequency`` is the training rule (the CLI reads it from the probed run's
+  config), not a wider one;
+* ``separate_documents``: a class's query windows come from other documents than its
+  support windows, so recognising a document does not solve a query.
+
+``representation="before_mask"`` reads the state just before the masked word, which
+never saw ``[MASK]`` (a vanilla backbone never trained that row). Version 1 (every word,
+frequency 5e-3, documents shared, ``mask``) is ``--words all --max-word-frequency 5e-3
+--documents any`` on the CLI. Two figures are reported per backbone:
 
 * ``prototype``: nearest-prototype accuracy on the backbone's own window features, no
   training at all (query windows are assigned to the closest support class mean);
@@ -32,7 +46,7 @@ from tqdm.auto import tqdm
 
 from picomaml import layout
 from picomaml.data.corpus import load_rows
-from picomaml.data.tokenizer import MASK_ID
+from picomaml.data.tokenizer import EOS_ID, MASK_ID
 from picomaml.errors import PicomamlError
 from picomaml.fileio import read_json, write_json
 from picomaml.model import load_pico
@@ -43,12 +57,14 @@ from picomaml.pretrain.maml import (
     class_means,
     window_features,
 )
-from picomaml.pretrain.smlmt import Episode, SMLMTSampler, decode_vocab
+from picomaml.pretrain.smlmt import Episode, SMLMTSampler, WordSet, decode_vocab, document_ids
 from picomaml.pretrain.steps import build_sampler
 from picomaml.seeding import seed_everything
 
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 DEFAULT_CORPUS = "corpus/english-mini/valid.jsonl.gz"
+TRAIN_CORPUS = "corpus/english-mini/train.jsonl.gz"
+_TRAINING = MetaSection()
 
 
 @dataclass(frozen=True)
@@ -70,12 +86,18 @@ class ProbeSettings:
     head_hidden: int = 128
     head_seed: int = 1234
     min_word_count: int = 8
-    max_word_frequency: float = 5e-3
+    max_word_frequency: float = _TRAINING.max_word_frequency
+    words: WordSet = "held-out"
+    heldout_share: float = _TRAINING.heldout_share
+    separate_documents: bool = True
+    pool_tokens: int | None = None
 
     def meta(self) -> MetaSection:
         """The ``meta`` section the inner loop runs with (dropout off: a deterministic probe)."""
         return MetaSection(
             enabled=True,
+            learner="proto_maml",  # the inner loop runs (no gradient here: same as query_only)
+            heldout_share=self.heldout_share,
             ways=self.ways,
             shots=self.shots,
             queries=self.queries,
@@ -89,7 +111,7 @@ class ProbeSettings:
             representation=self.representation,  # type: ignore[arg-type]
             min_word_count=max(self.min_word_count, self.shots + self.queries),
             max_word_frequency=self.max_word_frequency,
-            pool_tokens=None,
+            pool_tokens=self.pool_tokens,
         )
 
 
@@ -159,12 +181,23 @@ class ProbeEpisodes:
     def __init__(self, rows: np.ndarray, decoded_vocab: list[str], mask_id: int, s: ProbeSettings):
         self.settings = s
         try:
-            sampler: SMLMTSampler = build_sampler(s.meta(), rows, decoded_vocab, mask_id)
+            sampler: SMLMTSampler = build_sampler(
+                s.meta(),
+                rows,
+                decoded_vocab,
+                mask_id,
+                words=s.words,
+                separate_documents=s.separate_documents,
+            )
         except PicomamlError as exc:
             raise PicomamlError(f"probe: {exc}") from exc
         rng = np.random.default_rng([s.seed, 0x9B0BE])
         self.episodes = [sampler.sample(rng) for _ in range(s.episodes)]
         self.n_words = int(sampler.words.shape[0])
+        docs = document_ids(sampler.rows, EOS_ID)
+        self.shared_document = float(
+            np.mean([query_document_overlap(e, docs, sampler.rows.shape[1]) for e in self.episodes])
+        )
 
     @classmethod
     def from_tokenizer(cls, rows: np.ndarray, tokenizer: Any, mask_id: int, s: ProbeSettings):
@@ -199,14 +232,41 @@ def probe_backbone(
     }
 
 
-def probe_record(settings: ProbeSettings, corpus: str, n_words: int) -> dict[str, Any]:
-    """The header of a probe JSON file (what the entries in ``checkpoints`` were scored on)."""
+def window_documents(
+    places: np.ndarray, mask: np.ndarray, docs: np.ndarray, width: int
+) -> np.ndarray:
+    """The document of each window: that of its masked position nearest the centre."""
+    w = mask.shape[1]
+    dist = np.where(mask, np.abs(np.arange(w) - w // 2)[None, :], w + 1)
+    pos = places[:, 0] * width + places[:, 1] + dist.argmin(1)
+    return docs[pos]
+
+
+def query_document_overlap(episode: Episode, docs: np.ndarray, width: int) -> float:
+    """Share of query windows whose document also holds a support window of their class
+    (0 under the document rule; how much a query could be solved by the document)."""
+    s_doc = window_documents(episode.support_places, episode.support_mask, docs, width)
+    q_doc = window_documents(episode.query_places, episode.query_mask, docs, width)
+    shared = [
+        q_doc[i] in set(s_doc[episode.support_labels == episode.query_labels[i]])
+        for i in range(q_doc.shape[0])
+    ]
+    return float(np.mean(shared))
+
+
+def probe_record(
+    settings: ProbeSettings, corpus: str, n_words: int, shared_document: float | None = None
+) -> dict[str, Any]:
+    """The header of a probe JSON file (what the entries in ``checkpoints`` were scored on):
+    every setting, the number of eligible words and the measured share of queries that
+    share a document with their class's support."""
     return {
         "kind": "probe",
         "version": PROBE_VERSION,
         "settings": asdict(settings),
         "corpus": corpus,
         "eligible_words": n_words,
+        "query_shares_document": shared_document,
         "chance": 1.0 / settings.ways,
         "checkpoints": [],
     }
@@ -266,7 +326,7 @@ def run_probe(
     """
     rows = load_rows(corpus, max(settings.row_tokens, settings.window), "auto", tokenizer)
     episodes = ProbeEpisodes.from_tokenizer(np.asarray(rows.rows), tokenizer, MASK_ID, settings)
-    record = probe_record(settings, corpus_name, episodes.n_words)
+    record = probe_record(settings, corpus_name, episodes.n_words, episodes.shared_document)
     if out is not None:
         record = _merge_existing(out, record)
     for target in targets:
@@ -294,6 +354,7 @@ def run_probe(
 
 __all__ = [
     "DEFAULT_CORPUS",
+    "TRAIN_CORPUS",
     "ProbeEpisodes",
     "ProbeSettings",
     "ProbeTarget",
@@ -303,6 +364,7 @@ __all__ = [
     "nearest_prototype_accuracy",
     "probe_backbone",
     "probe_record",
+    "query_document_overlap",
     "run_probe",
     "score_episode",
     "with_overrides",

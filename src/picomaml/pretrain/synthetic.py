@@ -26,9 +26,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
+from torch import Tensor, nn
 
 from picomaml.pretrain.config import MetaSection
-from picomaml.pretrain.maml import MetaHead, adapt_and_query
+from picomaml.pretrain.maml import MetaHead, adapt_and_query, class_means, support_gradient
 
 
 @dataclass(frozen=True)
@@ -195,4 +196,122 @@ def summary_line(name: str, result: dict[str, Any]) -> str:
     )
 
 
-__all__ = ["VARIANTS", "SyntheticTask", "compare_variants", "run_synthetic", "summary_line"]
+class CollapsedBackbone(nn.Module):
+    """A learnable stand-in for an early backbone: ``f(x) = x @ W + c`` with ``W`` small
+    and ``c``, a direction shared by every window, large, so features start collapsed
+    (mean pairwise cosine above 0.99) while the inputs ``x`` carry the class signal.
+
+    Why: it isolates the question of issue 19 (can the meta-gradient *undo* a collapse?)
+    from everything else a real decoder does; a learner passes only if its gradient
+    spreads the features apart.
+    """
+
+    def __init__(self, d_in: int, d: int, *, weight_std: float, shared: float, seed: int) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.weight = nn.Parameter(torch.randn(d_in, d, generator=gen) * weight_std)
+        self.shared = nn.Parameter(torch.randn(d, generator=gen) * shared)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x @ self.weight + self.shared
+
+
+def _backbone_eval(
+    backbone: CollapsedBackbone, head: MetaHead, meta: MetaSection, episodes: list[tuple]
+) -> dict[str, float]:
+    sums = {"query_acc": 0.0, "prototype_acc": 0.0, "feature_cosine": 0.0}
+    with torch.no_grad():
+        for i, (s, s_lab, q, q_lab) in enumerate(episodes):
+            fs, fq = backbone(s), backbone(q)
+            _, m = adapt_and_query(
+                head, fs, s_lab, fq, q_lab, meta, ways=meta.ways, seed=10**6 + i, train=False
+            )
+            proto, _ = class_means(fs, s_lab, meta.ways)
+            pred = torch.cdist(fq, proto).argmin(1)
+            sums["query_acc"] += float(m["query_acc"])
+            sums["feature_cosine"] += float(m["feature_cosine"])
+            sums["prototype_acc"] += float((pred == q_lab).float().mean())
+    return {k: v / len(episodes) for k, v in sums.items()}
+
+
+class _NuisanceInputs:
+    """Backbone inputs whose class signal a backbone must *learn* to read: word directions
+    live in the first ``task.d`` dimensions, with unit noise; ``nuisance_dims`` more
+    dimensions carry only noise of scale ``nuisance``. A random projection mixes the two,
+    so prototypes on its output are poor until the backbone learns to drop the nuisance."""
+
+    def __init__(self, task: SyntheticTask, nuisance_dims: int, nuisance: float) -> None:
+        self.base = _Features(replace(task, shared=0.0))
+        self.nuisance_dims, self.nuisance = nuisance_dims, nuisance
+
+    def episode(self, gen: torch.Generator, ways: int, shots: int, queries: int, held_out: bool):
+        s, s_lab, q, q_lab = self.base.episode(gen, ways, shots, queries, held_out)
+
+        def pad(x: Tensor) -> Tensor:
+            extra = torch.randn(x.shape[0], self.nuisance_dims, generator=gen) * self.nuisance
+            return torch.cat([x, extra], 1)
+
+        return pad(s), s_lab, pad(q), q_lab
+
+
+def run_collapsed_backbone(
+    meta: MetaSection,
+    task: SyntheticTask,
+    *,
+    weight_std: float = 0.02,
+    shared: float = 3.0,
+    nuisance_dims: int = 96,
+    nuisance: float = 3.0,
+) -> dict[str, Any]:
+    """Meta-train :class:`CollapsedBackbone` and a head together with ``meta``'s learner.
+
+    Inputs are :class:`_NuisanceInputs` (``task.d`` signal + ``nuisance_dims`` noise
+    dimensions); the backbone maps them to ``task.d`` features. Held-out episodes (words
+    never trained on) are scored at the start and every ``task.eval_every`` steps: the
+    adapted head's query accuracy, nearest-prototype accuracy on the raw features and
+    their mean pairwise cosine. ``task.shared`` is not used (the shared direction is
+    the backbone's learnable ``c``, of scale ``shared``).
+    """
+    torch.manual_seed(task.seed)
+    feats = _NuisanceInputs(task, nuisance_dims, nuisance)
+    d_in = task.d + nuisance_dims
+    backbone = CollapsedBackbone(
+        d_in, task.d, weight_std=weight_std, shared=shared, seed=task.seed + 3
+    )
+    head = MetaHead.from_config(task.d, meta)
+    params = [*backbone.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=task.lr, weight_decay=0.0)
+    eval_gen = torch.Generator().manual_seed(task.seed + 1)
+    held_out = [
+        feats.episode(eval_gen, meta.ways, meta.shots, meta.queries, held_out=True)
+        for _ in range(task.eval_episodes)
+    ]
+    train_gen = torch.Generator().manual_seed(task.seed + 2)
+    curve = [{"episode": 0, **_backbone_eval(backbone, head, meta, held_out)}]
+    for step in range(1, task.episodes + 1):
+        s, s_lab, q, q_lab = feats.episode(
+            train_gen, meta.ways, meta.shots, meta.queries, held_out=False
+        )
+        fs = backbone(s) if support_gradient(meta.learner) else backbone(s).detach()
+        loss, _ = adapt_and_query(
+            head, fs, s_lab, backbone(q), q_lab, meta, ways=meta.ways, seed=step
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if task.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, task.grad_clip)
+        optimizer.step()
+        if step % task.eval_every == 0 or step == task.episodes:
+            curve.append({"episode": step, **_backbone_eval(backbone, head, meta, held_out)})
+    return {"curve": curve, "initial": curve[0], "final": curve[-1], "chance_acc": 1 / meta.ways}
+
+
+__all__ = [
+    "VARIANTS",
+    "CollapsedBackbone",
+    "SyntheticTask",
+    "compare_variants",
+    "run_collapsed_backbone",
+    "run_synthetic",
+    "summary_line",
+]

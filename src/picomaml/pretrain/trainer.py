@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 from picomaml import layout
 from picomaml.data.tokenizer import MASK_ID
 from picomaml.errors import PicomamlError
-from picomaml.fileio import append_jsonl
+from picomaml.fileio import append_jsonl, write_json
 from picomaml.model import PicoDecoder
 from picomaml.model.compile import maybe_compile
 from picomaml.pretrain import checkpoint as ckpt
@@ -87,6 +87,7 @@ def run_pretraining(
     data_root: Path | None = None,
     fabric: Fabric | None = None,
     stop_at_step: int | None = None,
+    init_from: Path | None = None,
 ) -> Path:
     """Pretrain as ``cfg`` says, writing ``run_dir`` (see docs/pretraining-run.md).
 
@@ -96,13 +97,18 @@ def run_pretraining(
     ends the run early after that step's checkpoint, with the schedule still that of
     ``training.max_steps`` (for time-limited jobs; resume later). ``data_root``: the
     resolved data root, or ``None`` for none (see :func:`.inputs.load_training_data`).
-    Returns ``run_dir``.
+    ``init_from``: a checkpoint of *another* run (with its trainer state) to branch from:
+    weights, head, optimizer, schedule position, data position and generators continue
+    from it under this config (e.g. the diagnostic continuations of docs/pretraining.md,
+    which change ``meta.rho``); recorded in ``RUN_DIR/init_from.json``. Returns ``run_dir``.
     """
     run_dir = Path(run_dir)
     if fabric is None:
         fabric = build_fabric(cfg, run_dir)
         fabric.launch()
-    Trainer(fabric, cfg, run_dir, data_root=data_root, resume=resume).train(stop_at_step)
+    Trainer(fabric, cfg, run_dir, data_root=data_root, resume=resume, init_from=init_from).train(
+        stop_at_step
+    )
     return run_dir
 
 
@@ -146,6 +152,7 @@ class Trainer:
         *,
         data_root: Path | None,
         resume: bool,
+        init_from: Path | None = None,
     ) -> None:
         self.fabric, self.cfg, self.run_dir = fabric, cfg, run_dir
         self.rank, self.world = fabric.global_rank, fabric.world_size
@@ -162,6 +169,10 @@ class Trainer:
         resume_from = resume_point(cfg, run_dir, resume)
         if self.rank == 0:
             write_run_start(cfg, run_dir, resume_from)
+            if resume_from is None and init_from is not None:
+                write_json(run_dir / layout.INIT_FROM, {"init_from": str(init_from)})
+        if resume_from is None and init_from is not None:
+            resume_from = Path(init_from)
         fabric.barrier()
 
         self.data = load_training_data(cfg, data_root, self.rank, self.world)
