@@ -27,8 +27,10 @@ frequency 5e-3, documents shared, ``mask``) is ``--words all --max-word-frequenc
   figure is deterministic.
 
 Each comes with a 95% interval over episodes (normal approximation) and the chance
-level 1/N. Per-episode accuracies are kept so that two backbones can be compared
-episode by episode (the report's probe analysis does).
+level 1/N; the mean pairwise cosine of the support features (1 = collapsed) is recorded
+too, so runs without episodes (vanilla, LM-only) get the same collapse measure.
+Per-episode accuracies are kept so that two backbones can be compared episode by
+episode (the report's probe analysis does).
 """
 
 from __future__ import annotations
@@ -137,8 +139,9 @@ def fresh_head(d_in: int, settings: ProbeSettings) -> MetaHead:
 
 def score_episode(
     backbone: nn.Module, head: MetaHead, episode: Episode, settings: ProbeSettings
-) -> tuple[float, float]:
-    """``(prototype accuracy, adapted accuracy)`` of one episode; no parameter changes."""
+) -> tuple[float, float, float]:
+    """``(prototype accuracy, adapted accuracy, support feature cosine)`` of one episode;
+    no parameter changes."""
     device = next(backbone.parameters()).device
     meta = settings.meta()
 
@@ -164,7 +167,7 @@ def score_episode(
             seed=episode.seed,
             train=False,
         )
-    return proto, float(metrics["query_acc"])
+    return proto, float(metrics["query_acc"]), float(metrics["feature_cosine"])
 
 
 def interval(values: list[float] | np.ndarray) -> dict[str, Any]:
@@ -216,12 +219,13 @@ def probe_backbone(
     head = fresh_head(d_model, s).to(next(backbone.parameters()).device)
     was_training = backbone.training
     backbone.eval()
-    proto, adapted = [], []
+    proto, adapted, cosine = [], [], []
     try:
         for episode in episodes.episodes:
-            p, a = score_episode(backbone, head, episode, s)
+            p, a, c = score_episode(backbone, head, episode, s)
             proto.append(p)
             adapted.append(a)
+            cosine.append(c)
             if progress is not None:
                 progress.update(1)
     finally:
@@ -229,6 +233,7 @@ def probe_backbone(
     return {
         "prototype": {**interval(proto), "per_episode": proto},
         "adapted": {**interval(adapted), "per_episode": adapted},
+        "feature_cosine": float(np.mean(cosine)),
     }
 
 

@@ -290,11 +290,14 @@ def pretraining(
     curves: dict[tuple[str, str], list[dict]],
     share_baselines: dict[tuple[str, str], float] | None = None,
 ) -> Figure:
-    """Top: AR loss, held-out perplexity, MAML query loss against ln N. Bottom: query and
+    """Top: AR loss, held-out perplexity, MAML query loss against ln N. Middle: query and
     leave-one-out support accuracy against chance, feature collapse (cosine, class share
-    against its noise level), and pre-clip gradient norms of AR and meta micro-batches."""
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7.2))
-    (loss_ax, ppl_ax, meta_ax), (acc_ax, col_ax, grad_ax) = axes
+    against its noise level), and pre-clip gradient norms of AR and meta micro-batches.
+    Bottom, calibration: the query distribution's largest probability and entropy, the
+    logit scale, and the ``[MASK]`` embedding norm (a lower loss bought by confidence or
+    by one input row rather than by separating the classes shows here)."""
+    fig, axes = plt.subplots(3, 3, figsize=(13, 10.5))
+    (loss_ax, ppl_ax, meta_ax), (acc_ax, col_ax, grad_ax), (cal_ax, scale_ax, mask_ax) = axes
     for (variant, size), metrics in curves.items():
         color = TREAT_COLOR if variant == "maml" else BASE_COLOR
         label = f"{variant}-{size}"
@@ -310,6 +313,10 @@ def pretraining(
             (col_ax, train, "feature_class_share", ":", f"{label} class share"),
             (grad_ax, train, "ar_grad_norm", "-", f"{label} AR"),
             (grad_ax, train, "meta_grad_norm", ":", f"{label} meta"),
+            (cal_ax, train, "query_max_prob", "-", f"{label} max prob"),
+            (cal_ax, train, "query_entropy", ":", f"{label} entropy"),
+            (scale_ax, train, "logit_scale", "-", label),
+            (mask_ax, train, "mask_embedding_norm", "-", label),
         ):
             pts = [m for m in rows_of if m.get(key) is not None]
             if pts:
@@ -330,6 +337,9 @@ def pretraining(
     acc_ax.set(xlabel="optimizer step", ylabel="accuracy", title="Episode accuracy")
     col_ax.set(xlabel="optimizer step", ylabel="value", title="Feature collapse")
     grad_ax.set(xlabel="optimizer step", ylabel="L2 norm", title="Micro-batch gradient norm")
+    cal_ax.set(xlabel="optimizer step", ylabel="probability / nats", title="Query calibration")
+    scale_ax.set(xlabel="optimizer step", ylabel="factor", title="Logit scale")
+    mask_ax.set(xlabel="optimizer step", ylabel="L2 norm", title="[MASK] embedding norm")
     for ax in axes.flat:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=6)

@@ -52,6 +52,10 @@ def pretraining_summary(
         "class share": mp.mean(_tail(series("feature_class_share"))),
         "AR grad norm": mp.mean(_tail(series("ar_grad_norm"))),
         "meta grad norm": mp.mean(_tail(series("meta_grad_norm"))),
+        "query max prob": mp.mean(_tail(series("query_max_prob"))),
+        "query entropy": mp.mean(_tail(series("query_entropy"))),
+        "logit scale": mp.mean(_tail(series("logit_scale"))),
+        "[MASK] norm": mp.mean(_tail(series("mask_embedding_norm"))),
     }
 
 
