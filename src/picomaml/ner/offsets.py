@@ -22,12 +22,13 @@ _CLUSTER_RE = regex.compile(r"\X")
 Offsets = tuple[int, int]
 
 
-def _clean(cluster: str, normalize: bool) -> str:
-    """What ``tag``'s words keep of one cluster of the original line: usually the cluster
-    itself; nothing for whitespace and invisible characters (a cluster led by a space never
-    starts a word, even with a combining mark attached)."""
+def _clean(cluster: str, normalize: bool) -> tuple[int, str]:
+    """What ``tag``'s words keep of one cluster of the original line, and how many leading
+    characters of the cluster they skip: usually ``(0, cluster)``; nothing of whitespace and
+    invisible characters; a mark attached to a space is kept without the space (``tag``'s
+    word pattern can start at the mark)."""
     kept = _drop_invisible(normalize_text(cluster) if normalize else cluster)
-    return "" if not kept or kept[0].isspace() else kept
+    return len(cluster) - len(cluster.lstrip()), kept.lstrip()
 
 
 def word_offsets(line: str, words: Sequence[str], normalize: bool = True) -> list[Offsets | None]:
@@ -37,9 +38,10 @@ def word_offsets(line: str, words: Sequence[str], normalize: bool = True) -> lis
     it; whitespace and dropped characters between words are skipped. ``None`` marks a word
     whose characters could not be found; the search then resumes after the last match.
     """
-    clusters = [
-        (m.start(), m.end(), _clean(m.group(), normalize)) for m in _CLUSTER_RE.finditer(line)
-    ]
+    clusters = []
+    for m in _CLUSTER_RE.finditer(line):
+        skip, kept = _clean(m.group(), normalize)
+        clusters.append((m.start() + skip, m.end(), kept))
     out: list[Offsets | None] = []
     i = 0
     for word in words:
