@@ -163,3 +163,17 @@ def test_published_layout_still_loads_with_picomaml(tmp_path, fake_hub, hub_cach
     shutil.copytree(ckpt.folder, copy)
     export(copy)  # and it can be exported for transformers, vocabulary kept
     assert _hf(copy).config.vocab_size == 50281
+
+
+@pytest.mark.needs_real_data
+def test_a_make_demo_checkpoint_loads_with_transformers(tmp_path, data_dir):
+    """The pretraining of ``make demo`` (configs/pretrain/demo-maml.yaml), one step."""
+    config = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "demo-maml.yaml"
+    run = tmp_path / "demo-maml"
+    argv = ["pretrain", "--config", str(config), "--run-dir", str(run), "--stop-at-step", "1"]
+    assert main([*argv, "--data-dir", str(data_dir)]) == 0
+    folder = run / "checkpoints" / "step_1"
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+    ids = tokenizer(TEXT)["input_ids"]
+    assert ids == load_tokenizer().encode(TEXT).ids
+    _assert_same_logits(folder, ids)
