@@ -3,7 +3,8 @@
 Every stage that reads or writes one of these folders names its files through this module,
 so a layout is implemented once:
 
-* a Pico HF folder: ``config.json`` + ``model.safetensors``;
+* a Pico HF folder: ``config.json`` + ``model.safetensors``, plus the files that make it
+  load with ``transformers`` (modeling file, ``generation_config.json``, tokenizer);
 * a pretraining ``RUN_DIR``: ``config.yaml``, ``metrics.jsonl`` and ``checkpoints/``, which
   holds ``step_N/`` folders and ``latest``, a text file naming the newest complete one;
 * a fine-tuning ``RUN_DIR``: ``finetune.yaml``, ``train_log.jsonl``, ``model/``, ``run.json``,
@@ -30,6 +31,12 @@ from picomaml.fileio import write_text
 PICO_CONFIG = "config.json"
 PICO_WEIGHTS = "model.safetensors"
 PICO_FILES = (PICO_CONFIG, PICO_WEIGHTS)
+# What makes the folder loadable by ``transformers`` (trust_remote_code=True) on its own:
+# the modeling file named by config.json's auto_map, the generation defaults and the tokenizer.
+PICO_MODELING = "modeling_picomaml.py"
+PICO_GENERATION_CONFIG = "generation_config.json"
+PICO_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+PICO_HF_FILES = (PICO_MODELING, PICO_GENERATION_CONFIG, *PICO_TOKENIZER_FILES)
 
 # --- pretraining RUN_DIR -------------------------------------------------------------------
 PRETRAIN_CONFIG = "config.yaml"

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 
 from picomaml.errors import PicomamlError
+from picomaml.layout import PICO_HF_FILES
 from picomaml.model import PicoConfig, PicoDecoder, load_pico, read_pico_config, save_pico
 
 SMALL = PicoConfig(d_model=48, n_layers=2, vocab_size=512, max_seq_len=64)
@@ -99,10 +100,9 @@ def test_config_round_trips_exactly(tmp_path: Path, config: PicoConfig) -> None:
 def test_save_leaves_no_temporary_files(tmp_path: Path) -> None:
     save_pico(_model(), tmp_path / "m")
     save_pico(_model(seed=1), tmp_path / "m")  # overwrite in place
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == [
-        "config.json",
-        "model.safetensors",
-    ]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == sorted(
+        ["config.json", "model.safetensors", *PICO_HF_FILES]
+    )
     assert torch.equal(
         load_pico(tmp_path / "m").embedding_proj.weight, _model(seed=1).embedding_proj.weight
     )

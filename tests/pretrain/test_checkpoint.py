@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from picomaml.errors import PicomamlError
+from picomaml.layout import PICO_HF_FILES
 from picomaml.model import PicoConfig, PicoDecoder
 from picomaml.pretrain import checkpoint as ckpt
 from picomaml.pretrain.maml import MetaHead
@@ -36,7 +37,8 @@ def test_round_trip_and_pointer(tmp_path) -> None:
     )
     assert folder == tmp_path / "step_4"
     assert (tmp_path / "latest").read_text().strip() == "step_4"
-    assert seen == [["config.json", "head.safetensors", "model.safetensors", "trainer_state.pt"]]
+    files = ["config.json", "head.safetensors", "model.safetensors", "trainer_state.pt"]
+    assert seen == [sorted([*files, *PICO_HF_FILES])]  # HF files: picomaml.model.hf_files
     assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
     loaded, head_state, got = ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path))
     for k, v in model.state_dict().items():

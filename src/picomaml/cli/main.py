@@ -20,7 +20,18 @@ from typing import NoReturn
 
 from picomaml.errors import PicomamlError
 
-STAGES = ["data", "model", "pretrain", "probe", "finetune", "evaluate", "tag", "bench", "study"]
+STAGES = [
+    "data",
+    "model",
+    "pretrain",
+    "probe",
+    "finetune",
+    "evaluate",
+    "tag",
+    "push",
+    "bench",
+    "study",
+]
 DATA_DIR_HELP = "data root (default: $PICOMAML_DATA, else ../shared/data, else ./data)"
 
 

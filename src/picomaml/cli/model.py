@@ -1,5 +1,6 @@
 """CLI: ``picomaml model info`` (configuration and parameter counts of the Pico tiers),
-``model list-checkpoints`` and ``model fetch`` (published backbones on the Hugging Face Hub)."""
+``model list-checkpoints`` and ``model fetch`` (published backbones on the Hugging Face Hub),
+``model export`` (make existing folders loadable by ``transformers``)."""
 
 from __future__ import annotations
 
@@ -69,8 +70,18 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    """Upgrade old Pico folders in place (see :mod:`picomaml.model.export`)."""
+    from picomaml.model.export import export
+
+    for folder, rewritten in export(args.path):
+        note = " (tensors renamed to pico_decoder.<name>)" if rewritten else ""
+        print(f"exported {folder}{note}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``model info``, ``model list-checkpoints`` and ``model fetch``."""
+    """Add ``model info``, ``model list-checkpoints``, ``model fetch`` and ``model export``."""
     p = sub.add_parser("model", help="model configuration and parameter counts")
     msub = p.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
     info = msub.add_parser("info", help="print configuration and parameter counts")
@@ -95,3 +106,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     fetch.add_argument("reference", help="hf:OWNER/REPO[@REVISION][/SUBFOLDER]")
     fetch.add_argument("--json", action="store_true", help="machine-readable output")
     fetch.set_defaults(func=_fetch)
+    exp = msub.add_parser(
+        "export",
+        help="make checkpoints loadable by transformers (AutoModelForCausalLM), in place",
+        description="Adds the modeling file, tokenizer and generation_config.json, and auto_map "
+        "to config.json, keeping every other key (vocab_size, window). PATH: a Pico folder, a "
+        "pretraining run dir (every checkpoints/step_N) or a full-regime fine-tuning run dir.",
+    )
+    exp.add_argument("path", metavar="PATH")
+    exp.set_defaults(func=_export)

@@ -31,6 +31,7 @@ from torch import nn
 from picomaml.errors import PicomamlError
 from picomaml.fileio import write_text, write_with
 from picomaml.layout import PICO_CONFIG, PICO_WEIGHTS
+from picomaml.model.hf_files import HF_CONFIG_EXTRAS, write_hf_files
 from picomaml.model.loss import linear_cross_entropy
 
 TIERS: dict[str, int] = {"tiny": 96, "small": 384, "medium": 768, "large": 1536}
@@ -375,6 +376,7 @@ def _hf_config(config: PicoConfig) -> dict[str, object]:
         "norm_eps": config.norm_eps,
         "position_emb_theta": config.rope_theta,
         "torch_dtype": "float32",
+        **HF_CONFIG_EXTRAS,
     }
 
 
@@ -439,9 +441,10 @@ def read_pico_config(folder: str | Path) -> PicoConfig:
 
 
 def save_pico(model: PicoDecoder, folder: str | Path) -> Path:
-    """Write ``config.json`` + ``model.safetensors`` (float32 keys ``pico_decoder.*``).
+    """Write ``config.json`` + ``model.safetensors`` (float32 keys ``pico_decoder.*``), and
+    the files that let ``transformers`` load the folder (:mod:`picomaml.model.hf_files`).
 
-    Each file is replaced atomically, weights first, so an interrupted save never leaves
+    Each file is replaced atomically, config.json last, so an interrupted save never leaves
     a config.json describing weights that are not there.
     """
     folder = Path(folder)
@@ -455,6 +458,7 @@ def save_pico(model: PicoDecoder, folder: str | Path) -> Path:
     write_with(
         folder / PICO_WEIGHTS, lambda tmp: save_file(tensors, str(tmp), metadata={"format": "pt"})
     )
+    write_hf_files(folder, model.config.max_seq_len)
     write_text(folder / PICO_CONFIG, config_text)
     return folder
 

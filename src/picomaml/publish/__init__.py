@@ -1,0 +1,1 @@
+"""Publishing: a backbone or NER run as a Hugging Face Hub repository with a model card."""
