@@ -171,3 +171,39 @@ def test_corpus_passes_and_note(corpus, fabric, tmp_path, capsys) -> None:
     )
     run_pretraining(many, tmp_path / "r2", fabric=fabric, data_root=FIXTURE_DATA)
     assert "5.3 passes over its corpus (3 rows of 33 tokens)" in capsys.readouterr().err
+
+
+def test_control_backbone_does_not_depend_on_the_learner(corpus, fabric, tmp_path: Path):
+    """``meta.loss_weight=0`` (the control of docs/pretraining.md) gives the same backbone
+    whatever ``meta.learner``: one control run serves every learner's comparison, and only
+    its logged episode statistics depend on the learner configured."""
+    over = ("training.max_steps=4", "meta.rho=0.5", "meta.loss_weight=0")
+    finals = {}
+    for learner in ("query_only", "protonet"):
+        cfg = tiny_config(*corpus, *over, f"meta.learner={learner}")
+        run_pretraining(cfg, tmp_path / learner, fabric=fabric, data_root=FIXTURE_DATA)
+        finals[learner] = _tensors(tmp_path / learner / "checkpoints" / "step_4")
+    backbone = [k for k in finals["query_only"] if not k.startswith("head.")]
+    assert all(torch.equal(finals["query_only"][k], finals["protonet"][k]) for k in backbone)
+    weighted = tiny_config(*corpus, *over[:2], "meta.learner=protonet")
+    run_pretraining(weighted, tmp_path / "w1", fabric=fabric, data_root=FIXTURE_DATA)
+    trained = _tensors(tmp_path / "w1" / "checkpoints" / "step_4")
+    assert any(not torch.equal(trained[k], finals["protonet"][k]) for k in backbone)
+
+
+def test_init_from_branches_a_run_with_another_config(corpus, fabric, tmp_path: Path):
+    """``--init-from``: the branch continues the other run's step count, weights and data
+    position under its own config (here rho changed), and records where it came from."""
+    base = tiny_config(*corpus, "training.max_steps=4", "checkpointing.every=2")
+    run_pretraining(base, tmp_path / "base", fabric=fabric, data_root=FIXTURE_DATA)
+    start = tmp_path / "base" / "checkpoints" / "step_2"
+    meta_only = tiny_config(*corpus, "training.max_steps=4", "meta.rho=1.0")
+    branch = tmp_path / "branch"
+    run_pretraining(meta_only, branch, fabric=fabric, data_root=FIXTURE_DATA, init_from=start)
+    train = _records(tmp_path / "branch", "train")
+    assert [r["step"] for r in train] == [3, 4]
+    assert all(r["ar_per_step"] == 0 for r in train)  # the branch's own rho
+    recorded = json.loads((tmp_path / "branch" / "init_from.json").read_text())
+    assert recorded == {"init_from": str(start)}
+    a, b = _tensors(start), _tensors(tmp_path / "branch" / "checkpoints" / "step_4")
+    assert any(not torch.equal(a[k], b[k]) for k in a)
