@@ -11,6 +11,7 @@ from picomaml.study import metrics_pure as mp
 from picomaml.study.analyses import (
     Context,
     analysis_pretraining,
+    chance_verdict,
     convergence_deltas,
     pair_cells,
     pretraining_summary,
@@ -239,3 +240,14 @@ def test_pretraining_summary_and_chance_verdict(tmp_path):
     assert (tmp_path / "figures" / "12_pretraining.png").is_file()
     cell.run = {"backbone": str(tmp_path / "elsewhere")}
     assert analysis_pretraining(data, Context(tmp_path)).unavailable is not None
+
+
+def test_chance_verdict_names_the_collapse_of_a_short_run():
+    """At ln N: a short run with collapsed features is told why; otherwise the generic
+    verdict; below ln N by 0.05 or more: learned."""
+    row = {"chance loss ln N": math.log(8), "meta loss": 2.075, "steps": 100}
+    short = chance_verdict({**row, "feature cosine": 0.9995})
+    assert "still collapsed (support cosine 1.000)" in short and "100 steps" in short
+    assert "no better than chance" in chance_verdict({**row, "feature cosine": 0.83})
+    assert "no better than chance" in chance_verdict({**row, "steps": 900, "feature cosine": 1.0})
+    assert "learned" in chance_verdict({**row, "meta loss": 2.0})

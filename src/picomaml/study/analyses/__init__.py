@@ -41,6 +41,7 @@ from picomaml.study.analyses.pairs import analysis_cases, analysis_paired
 from picomaml.study.analyses.pretraining import (
     analysis_pretraining,
     analysis_probe,
+    chance_verdict,
     pretraining_summary,
     probe_rows,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "param_count",
     "particle_recall",
     "pct",
+    "chance_verdict",
     "pretraining_summary",
     "probe_rows",
     "run_all",
