@@ -20,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+import picomaml
 from picomaml.study.config import GridConfig
 from picomaml.study.grid import Cell, run_grid
 from tests.fixtures.holder import held_elsewhere
@@ -27,6 +28,7 @@ from tests.study.test_grid import _grid, fake_runner
 from tests.test_process import alive
 
 ROOT = Path(__file__).resolve().parents[2]
+SRC = Path(picomaml.__file__).resolve().parents[1]  # the picomaml these tests import
 
 
 def test_a_cell_held_by_another_grid_is_left_alone(tmp_path: Path) -> None:
@@ -93,7 +95,7 @@ def test_sigterm_stops_grid_workers_cleanly_and_a_rerun_resumes(tmp_path: Path) 
     config.write_text(yaml.safe_dump(json.loads(json.dumps(cfg, default=vars))))
     results = tmp_path / "res"
     args = ["grid", str(config), "--results", str(results), "--workers", "2"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(ROOT)]))
     proc = subprocess.Popen(
         [sys.executable, "-c", DRIVER, str(tmp_path), *args],
         stdout=subprocess.PIPE,
