@@ -244,7 +244,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--long-words",
         type=int_arg("--long-words", 2),
-        default=50_000,
+        default=20_000,
         help="words of the long line",
     )
     t.add_argument("--seed", type=int_arg("--seed", 0, MAX_SEED), default=0)
