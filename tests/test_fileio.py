@@ -15,7 +15,9 @@ from picomaml.fileio import (
     append_text,
     atomic_writer,
     read_json,
+    read_json_object,
     read_jsonl,
+    remove_stale_temps,
     write_json,
     write_jsonl,
     write_text,
@@ -142,3 +144,44 @@ def test_native_writers_get_the_umask_mode_too(tmp_path) -> None:
         os.umask(old)
     for name in ("w.safetensors", "s.pt"):  # safetensors alone makes 0600 files
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+
+
+# --- issue 22 -----------------------------------------------------------------------------
+
+
+def test_a_too_long_name_is_reported_as_the_target_not_the_temporary(tmp_path) -> None:
+    for name_len in (250, 255):  # legal names: their temporary file is shortened to fit
+        write_text(tmp_path / ("a" * name_len), "x")
+        write_with(tmp_path / ("b" * name_len), lambda tmp: tmp.write_text("y"))
+    target = tmp_path / ("c" * 256)
+    for write in (lambda: write_text(target, "x"), lambda: write_json(target, {})):
+        with pytest.raises(OSError) as err:
+            write()
+        assert err.value.errno == errno.ENAMETOOLONG and err.value.filename == str(target)
+    assert sorted(len(n) for n in os.listdir(tmp_path)) == [250, 250, 255, 255]
+
+
+def test_stale_temporaries_are_removed(tmp_path) -> None:
+    (tmp_path / "model").mkdir()
+    stale = [tmp_path / ".run.json.4242.0.tmp", tmp_path / "model" / ".head.safetensors.7.3.tmp"]
+    kept = [tmp_path / "run.json", tmp_path / "notes.tmp", tmp_path / ".x.tmp"]
+    for path in stale + kept:
+        path.write_text("x")
+    assert remove_stale_temps(tmp_path) == sorted(stale)
+    assert all(not p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+def test_json_object_reader_and_non_finite_numbers(tmp_path) -> None:
+    path = tmp_path / "results.json"
+    for text, kind in (("[1, 2]", "list"), ('"x"', "str"), ("3", "int")):
+        path.write_text(text)
+        with pytest.raises(
+            PicomamlError, match=rf"results\.json: expected a JSON object, got {kind}"
+        ):
+            read_json_object(path)
+    path.write_text('{"a": 1')
+    with pytest.raises(PicomamlError, match=r"results\.json: not valid JSON"):
+        read_json_object(path)
+    with pytest.raises(PicomamlError, match=r"run\.json: not written: Out of range float"):
+        write_json(tmp_path / "run.json", {"lr": float("inf")}, allow_nan=False)
+    assert not (tmp_path / "run.json").exists()

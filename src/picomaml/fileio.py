@@ -33,18 +33,49 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
 from picomaml.errors import PicomamlError
 
 _counter = itertools.count()
+#: Longest file name (in bytes) most file systems take.
+NAME_MAX = 255
+#: A temporary name of :func:`temp_path`: ``.NAME.PID.N.tmp``.
+TEMP_RE = re.compile(r"^\..+\.\d+\.\d+\.tmp$", re.S)
 
 
 def temp_path(path: Path) -> Path:
-    """A fresh hidden name next to ``path`` for the temporary copy of a write in progress."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{next(_counter)}.tmp")
+    """A fresh hidden name next to ``path`` for the temporary copy of a write in progress.
+
+    The target's name is shortened in it when needed, so a target whose own name the file
+    system takes never fails for its temporary's (ENAMETOOLONG).
+    """
+    tail = f".{os.getpid()}.{next(_counter)}.tmp"
+    name = path.name
+    room = NAME_MAX - len(tail.encode()) - 1
+    while len(name.encode("utf-8", "surrogateescape")) > room:
+        name = name[:-1]
+    return path.with_name(f".{name}{tail}")
+
+
+def remove_stale_temps(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Delete temporary files of :func:`temp_path` under ``folder`` left by a killed writer.
+
+    Only for a folder this process owns (it holds its lock, :mod:`picomaml.locks`): no other
+    writer can be using them. Returns what was removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp")
+    removed = []
+    for path in sorted(found):
+        if TEMP_RE.match(path.name) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -99,6 +130,12 @@ def _native_error(exc: BaseException, path: Path) -> OSError | None:
     return OSError(code, f"{os.strerror(code)} (write failed: {detail})", str(path))
 
 
+def _discard(tmp: Path) -> None:
+    """Remove a temporary file; its own failure must not hide the error being raised."""
+    with suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
     """Yield a temporary path for a writer that wants a file name (safetensors, torch.save);
@@ -116,13 +153,13 @@ def atomic_path(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
                 os.close(fd)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         named = naming(exc, path, tmp)
         if named is exc:
             raise
         raise named from exc
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
     if fsync:
         _fsync_dir(path.parent)
@@ -162,8 +199,15 @@ def write_json(
     fsync: bool = False,
     **dumps: Any,
 ) -> None:
-    """Replace ``path`` atomically with ``obj`` as JSON followed by ``end``."""
-    write_text(path, json.dumps(obj, indent=indent, **dumps) + end, fsync=fsync)
+    """Replace ``path`` atomically with ``obj`` as JSON followed by ``end``.
+
+    ``allow_nan=False`` makes a non-finite number an error naming ``path`` (``NaN`` and
+    ``Infinity`` are not JSON) instead of a file other readers reject."""
+    try:
+        text = json.dumps(obj, indent=indent, **dumps)
+    except ValueError as exc:
+        raise PicomamlError(f"{path}: not written: {exc}") from exc
+    write_text(path, text + end, fsync=fsync)
 
 
 def write_with(path: str | Path, write: Callable[[Path], None], *, fsync: bool = False) -> None:
@@ -191,12 +235,24 @@ def write_with(path: str | Path, write: Callable[[Path], None], *, fsync: bool =
 
 
 def read_json(path: str | Path) -> Any:
-    """Parse a JSON file; invalid JSON is an error naming the file."""
+    """Parse a JSON file; invalid JSON (a truncated file, say) is an error naming the file."""
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise PicomamlError(f"{path}: not valid JSON ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise PicomamlError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+def read_json_object(path: str | Path) -> dict[str, Any]:
+    """:func:`read_json` of a file that must hold a JSON object (``{...}``)."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise PicomamlError(
+            f"{path}: expected a JSON object, got {type(data).__name__} (a damaged file?)"
+        )
+    return data
 
 
 def jsonl_line(record: Any) -> str:
@@ -271,7 +327,9 @@ __all__ = [
     "jsonl_line",
     "naming",
     "read_json",
+    "read_json_object",
     "read_jsonl",
+    "remove_stale_temps",
     "temp_path",
     "write_bytes",
     "write_json",

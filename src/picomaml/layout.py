@@ -11,7 +11,8 @@ so a layout is implemented once:
   ``results.json``, ``predictions/{code}.iob2``, ``confidence/{code}.jsonl``;
 * a study ``RESULTS_DIR``: ``grid.yaml``, ``cells/<cell_id>/`` (a fine-tuning run dir plus
   ``cell.json``, ``cell.log`` and, on failure, ``error.json``), ``figures/``, ``tables/``,
-  ``report.md``.
+  ``report.md``;
+* in each of those folders, while a command writes it: ``.picomaml.lock`` (:mod:`picomaml.locks`).
 
 Only names and the checkpoint-folder rules live here; what goes *into* a checkpoint is
 :mod:`picomaml.pretrain.checkpoint`'s business. Writes go through :mod:`picomaml.fileio`.
@@ -26,6 +27,10 @@ from pathlib import Path
 
 from picomaml.errors import PicomamlError
 from picomaml.fileio import write_text
+
+# --- any folder a command writes (run dir, results dir, grid cell) ---------------------------
+#: The advisory lock of :mod:`picomaml.locks`: it holds the PID of the process writing here.
+LOCK = ".picomaml.lock"
 
 # --- Pico HF folder ------------------------------------------------------------------------
 PICO_CONFIG = "config.json"

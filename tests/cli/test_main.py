@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from picomaml.cli.main import main
+from picomaml.errors import PicomamlError
 
 
 def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
@@ -21,3 +26,56 @@ def test_missing_data_dir_is_a_clear_error(tmp_path, capsys: pytest.CaptureFixtu
     assert main(["--data-dir", str(missing), "data", "stats", "tl_trg", "--split", "test"]) == 2
     err = capsys.readouterr().err
     assert err == f"picomaml: error: data directory from --data-dir does not exist: {missing}\n"
+
+
+# --- issue 22 -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["grid", "g.yaml", "--workers", "0"], "--workers: expected an integer 1..256, got 0"),
+        (["grid", "g.yaml", "--workers", "1e3"], "--workers: expected an integer, got '1e3'"),
+        (["pretrain", "--config", "c.yaml", "--stop-at-step", "-5"], "--stop-at-step: expected an"),
+        (["finetune", "--out", "x", "--seed", "-1"], "--seed: expected an integer 0..4294967295"),
+        (["evaluate", "r", "--n-resamples", "0"], "--n-resamples: expected an integer 1..1000000"),
+        (["bench", "tag", "--lines", "0"], "--lines: expected an integer >= 1, got 0"),
+    ],
+)
+def test_integer_flags_are_range_checked_in_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"picomaml: error: {message}") and err.count("\n") == 1
+
+
+def test_error_lines_are_capped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import picomaml.cli.main as cli
+
+    def huge(argv: list[str] | None) -> int:
+        raise PicomamlError("bad value " + "x" * 10_000_000)
+
+    monkeypatch.setattr(cli, "_dispatch", huge)
+    assert main([]) == 2
+    err = capsys.readouterr().err
+    assert len(err) < 2100 and err.endswith("... (9,998,010 more characters cut)\n")
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tiny_ner_run: Path, tmp_path: Path) -> None:
+    """``picomaml tag RUN < lines | head -1``: exit 141 (as SIGPIPE), nothing on stderr."""
+    lines = tmp_path / "lines.txt"
+    lines.write_text("Pumunta si Maria sa Cebu kahapon kasama si Juan dela Cruz .\n" * 3000)
+    with lines.open() as stdin:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "picomaml.cli.main", "tag", str(tiny_ner_run)],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stdout.readline()
+        proc.stdout.close()
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 141 and b"rror" not in err and b"Traceback" not in err, err

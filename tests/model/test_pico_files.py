@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 from picomaml.errors import PicomamlError
 from picomaml.layout import PICO_HF_FILES
 from picomaml.model import PicoConfig, PicoDecoder, load_pico, read_pico_config, save_pico
+from picomaml.model.pico import state_shapes
 
 SMALL = PicoConfig(d_model=48, n_layers=2, vocab_size=512, max_seq_len=64)
 
@@ -220,3 +221,53 @@ def test_unprefixed_state_dict_also_loads(tmp_path: Path) -> None:
     save_file(model.state_dict(), str(folder / "model.safetensors"))
     ids = torch.randint(0, 512, (1, 5))
     assert torch.equal(load_pico(folder)(ids), model(ids))
+
+
+# --- issue 22: the config is checked against the weights before anything is allocated -----
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        (
+            {"d_model": 8160},
+            "embedding_proj.weight has shape (512, 48), config.json implies (512, 8160)",
+        ),
+        ({"vocab_size": 10_000_000}, "config.json implies (10000000, 48)"),
+        ({"n_layers": 100_000_000}, "holds 21 tensors, but config.json says n_layers=100000000"),
+        ({"n_layers": 40}, "missing: layers.10.attention.k_proj.weight"),
+    ],
+)
+def test_huge_config_json_fails_in_one_line_before_allocation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict, message: str
+) -> None:
+    save_pico(_model(), tmp_path / "m")
+    _edit_config(tmp_path / "m", **changes)
+    built = []
+    real_init = PicoDecoder.__init__
+
+    def spy(self: PicoDecoder, config: PicoConfig) -> None:
+        if config != SMALL:  # would allocate the config.json's model
+            raise AssertionError(f"model allocated before the check: {config}")
+        built.append(config)
+        real_init(self, config)
+
+    monkeypatch.setattr(PicoDecoder, "__init__", spy)
+    with pytest.raises(PicomamlError) as err:
+        load_pico(tmp_path / "m")
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert str(tmp_path / "m" / "model.safetensors") in str(err.value)
+    assert built == []
+
+
+def test_state_shapes_are_those_of_the_model() -> None:
+    for config in (SMALL, PicoConfig(d_model=64, n_layers=3, n_heads=8, n_kv_heads=2)):
+        model = PicoDecoder(config)
+        assert state_shapes(config) == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def test_max_seq_len_is_capped(tmp_path: Path) -> None:
+    save_pico(_model(), tmp_path / "m")
+    _edit_config(tmp_path / "m", max_seq_len=10**9)  # RoPE tables of 10**9 rows otherwise
+    with pytest.raises(PicomamlError, match="max_seq_len must be at most 131,072, got 1000000000"):
+        load_pico(tmp_path / "m")

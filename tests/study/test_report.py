@@ -327,3 +327,19 @@ def test_report_says_what_is_missing(tmp_path):
     assert text.count("*Not available: the grid had no checkpoint sweep") == 3
     assert "Not available: no data root available" in text
     assert "labelled variant 'maml' by the grid, but its backbone's pretraining config" in text
+
+
+def test_a_second_report_fails_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 22: the report holds its results dir's lock while it writes."""
+    from picomaml.cli.main import main
+    from tests.fixtures.holder import held_elsewhere
+
+    results = tmp_path / "res"
+    (results / "cells").mkdir(parents=True)
+    with held_elsewhere(results, "report") as other:
+        assert main(["report", str(results)]) == 2
+    assert capsys.readouterr().err == (
+        f"picomaml: error: {results} is in use by another picomaml process (PID {other.pid}, "
+        "report); wait for it to end or use another directory\n"
+    )
+    assert not (results / "report.md").exists()

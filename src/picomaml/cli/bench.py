@@ -1,4 +1,4 @@
-"""CLI: ``picomaml bench pretrain`` and ``picomaml bench ner`` (speed benchmarks), and
+"""CLI: ``picomaml bench pretrain``, ``bench ner`` and ``bench tag`` (speed benchmarks), and
 ``picomaml bench meta`` (does the MAML episode learn, on synthetic features).
 
 Benchmarks are measurements, not timed tests: they write a JSON report (``--out``)
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from picomaml.cli.common import data_root
-from picomaml.config import SIZES
+from picomaml.cli.common import data_root, int_arg
+from picomaml.config import MAX_SEED, SIZES
 from picomaml.errors import PicomamlError
 
 
@@ -91,8 +91,25 @@ def _ner(args: argparse.Namespace) -> int:
     return int(main(args) or 0)
 
 
+def _tag(args: argparse.Namespace) -> int:
+    from picomaml.ner.bench_tag import main
+
+    main(
+        run_dir=args.run,
+        size=args.size,
+        device=args.device,
+        n_lines=args.lines,
+        long_words=args.long_words,
+        seed=args.seed,
+        out=args.out,
+        data_root=data_root(args, required=False),
+    )
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``bench`` command with its ``pretrain`` and ``ner`` subcommands."""
+    """Add the ``bench`` command with its ``pretrain``, ``meta``, ``ner`` and ``tag``
+    subcommands."""
     parser = sub.add_parser("bench", help="speed benchmarks (JSON reports)")
     which = parser.add_subparsers(dest="bench", metavar="BENCH")
     parser.set_defaults(func=lambda a: parser.print_help() or 2)
@@ -105,14 +122,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="write the JSON report here")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument(
-        "--ways", type=int, default=None, help="episode ways (default 32 on CUDA, 8 on CPU)"
+        "--ways",
+        type=int_arg("--ways", 2),
+        default=None,
+        help="episode ways (default 32 on CUDA, 8 on CPU)",
     )
-    p.add_argument("--seq-len", type=int, default=2048, help="AR row length (default 2048)")
     p.add_argument(
-        "--warmup", type=int, default=None, help="untimed iterations per branch (2 CUDA, 1 CPU)"
+        "--seq-len", type=int_arg("--seq-len", 1), default=2048, help="AR row length (default 2048)"
     )
     p.add_argument(
-        "--iters", type=int, default=None, help="timed iterations per branch (5 CUDA, 3 CPU)"
+        "--warmup",
+        type=int_arg("--warmup", 0),
+        default=None,
+        help="untimed iterations per branch (2 CUDA, 1 CPU)",
+    )
+    p.add_argument(
+        "--iters",
+        type=int_arg("--iters", 1),
+        default=None,
+        help="timed iterations per branch (5 CUDA, 3 CPU)",
     )
     p.add_argument(
         "--peak-tflops",
@@ -150,17 +178,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pico-train source checkout: also time its decoder's AR step in this process",
     )
     p.add_argument(
-        "--vs-batch", type=int, default=None, help="rows for --vs-pico-train (default: AR rows)"
+        "--vs-batch",
+        type=int_arg("--vs-batch", 1),
+        default=None,
+        help="rows for --vs-pico-train (default: AR rows)",
     )
     p.add_argument(
         "--vs-seq-len",
-        type=int,
+        type=int_arg("--vs-seq-len", 1),
         default=None,
         help="tokens per row for --vs-pico-train (default: --seq-len)",
     )
     p.add_argument(
         "--vs-repeats",
-        type=int,
+        type=int_arg("--vs-repeats", 1),
         default=5,
         help="interleaved timed repeats per side for --vs-pico-train (default 5)",
     )
@@ -180,19 +211,42 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="named configurations (default: all of picomaml.pretrain.synthetic.VARIANTS)",
     )
-    m.add_argument("--ways", type=int, default=32)
-    m.add_argument("--shots", type=int, default=4)
-    m.add_argument("--queries", type=int, default=4)
-    m.add_argument("--dim", type=int, default=96, help="feature width (tiny's d_model)")
+    m.add_argument("--ways", type=int_arg("--ways", 2), default=32)
+    m.add_argument("--shots", type=int_arg("--shots", 1), default=4)
+    m.add_argument("--queries", type=int_arg("--queries", 1), default=4)
+    m.add_argument(
+        "--dim", type=int_arg("--dim", 1), default=96, help="feature width (tiny's d_model)"
+    )
     m.add_argument("--snr", type=float, default=0.2, help="class signal / noise variance")
     m.add_argument("--shared", type=float, default=0.0, help="weight of a shared direction")
-    m.add_argument("--episodes", type=int, default=1000, help="outer episodes")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--episodes", type=int_arg("--episodes", 1), default=1000, help="outer episodes")
+    m.add_argument("--seed", type=int_arg("--seed", 0, MAX_SEED), default=0)
     m.add_argument("--out", default=None, help="write every curve as JSON here")
     m.set_defaults(func=_meta)
 
     n = which.add_parser("ner", help="NER benchmarks (CRF, cached-feature head training)")
     n.add_argument("--out", default=None, help="write the JSON report here")
     n.add_argument("--quick", action="store_true", help="smaller sizes for a fast check")
-    n.add_argument("--iters", type=int, default=None, help="timed iterations")
+    n.add_argument("--iters", type=int_arg("--iters", 1), default=None, help="timed iterations")
     n.set_defaults(func=_ner)
+
+    t = which.add_parser(
+        "tag",
+        help="tokens per second of `picomaml tag` (streamed lines, one long line, Viterbi)",
+        description="Tag seeded synthetic text and report words and subword tokens per second "
+        "for many short lines, for one long line, and for the Viterbi decoder alone. Without "
+        "--run the model is a random backbone of --size with a random CRF head.",
+    )
+    t.add_argument("--run", default=None, metavar="RUN_DIR", help="a fine-tuning run to time")
+    t.add_argument("--size", default="tiny", choices=list(SIZES), help="random model tier")
+    t.add_argument("--device", default="cpu", help="auto, cpu or cuda[:N]")
+    t.add_argument("--lines", type=int_arg("--lines", 1), default=2000, help="short lines")
+    t.add_argument(
+        "--long-words",
+        type=int_arg("--long-words", 2),
+        default=20_000,
+        help="words of the long line",
+    )
+    t.add_argument("--seed", type=int_arg("--seed", 0, MAX_SEED), default=0)
+    t.add_argument("--out", default=None, help="write the JSON report here")
+    t.set_defaults(func=_tag)

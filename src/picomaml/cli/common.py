@@ -1,10 +1,13 @@
-"""What several commands share: the data root, resolved once per command."""
+"""What several commands share: the data root, resolved once per command; range-checked
+integer flags."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
+from picomaml.config import quote
 from picomaml.data.paths import resolve_data_dir
 from picomaml.errors import PicomamlError
 
@@ -30,3 +33,20 @@ def data_root(args: argparse.Namespace, *, required: bool = True) -> Path | None
         if required or explicit is not None:
             raise
         return None
+
+
+def int_arg(flag: str, low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type`` for an integer flag in ``low .. high``: anything else is the
+    one-line ``picomaml: error: FLAG: ...`` (never a traceback from deep inside a command)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise PicomamlError(f"{flag}: expected an integer, got {quote(text)}") from None
+        if value < low or (high is not None and value > high):
+            span = f"{low}..{high}" if high is not None else f">= {low}"
+            raise PicomamlError(f"{flag}: expected an integer {span}, got {value}")
+        return value
+
+    return parse

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from picomaml.cli.common import data_root, explicit_data_dir
+from picomaml.cli.common import data_root, explicit_data_dir, int_arg
 from picomaml.data.paths import ENV_VAR
 
 
@@ -35,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="documents or parquet shards; a relative path is looked up under the data root "
         "unless it starts with ./ or ../ (default: corpus/english-mini/train.jsonl.gz)",
     )
-    co.add_argument("--seq-len", type=int, default=2048, help="model sequence length")
+    co.add_argument(
+        "--seq-len", type=int_arg("--seq-len", 1), default=2048, help="model sequence length"
+    )
     co.add_argument("--kind", default="auto", choices=["auto", "jsonl", "text", "parquet"])
     co.add_argument("--text-field", default="text", help="JSONL field holding the text")
     co.add_argument("--cache-dir", default=None, help="token cache (default: $PICOMAML_CACHE)")

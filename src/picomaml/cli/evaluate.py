@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from picomaml.cli.common import int_arg
+from picomaml.config import MAX_SEED
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `evaluate` command."""
@@ -19,8 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--datasets", nargs="+", help="dataset codes to score ('all' = nine sources)")
-    p.add_argument("--n-resamples", type=int, default=1000, help="bootstrap resamples")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument(
+        "--n-resamples",
+        type=int_arg("--n-resamples", 1, 1_000_000),
+        default=1000,
+        help="bootstrap resamples",
+    )
+    p.add_argument("--seed", type=int_arg("--seed", 0, MAX_SEED), default=0, help="bootstrap seed")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.set_defaults(func=_run)
 

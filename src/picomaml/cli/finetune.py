@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from picomaml.cli.common import int_arg
+from picomaml.config import MAX_SEED
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `finetune` command."""
@@ -24,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--source", help="UNER code with a train split (e.g. sk_snk) or 'all'")
     p.add_argument("--regime", choices=["head", "full"], help="head: frozen backbone; full: all")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--seed", type=int_arg("--seed", 0, MAX_SEED), help="random seed (default 0)")
     p.add_argument("--out", required=True, help="run directory to write")
     p.add_argument("--config", help="fine-tuning YAML (e.g. configs/finetune/paper.yaml)")
     p.add_argument("--force", action="store_true", help="overwrite a finished run in --out")

@@ -4,8 +4,10 @@ Each stage owns a module in :mod:`picomaml.cli` exposing ``register(subparsers)`
 the subcommand's handler is stored as ``func`` on its parser and receives the
 parsed arguments. Every fault a user can meet ends in one line on stderr, never a traceback:
 user errors (:class:`PicomamlError`, exit 2), failures of the file system such as a full disk
-or a missing permission (:class:`OSError`, exit 1, naming the path and the cause), and
-Ctrl-C (exit 130).
+or a missing permission (:class:`OSError`, exit 1, naming the path and the cause), Ctrl-C
+(exit 130) and SIGTERM (exit 143). A reader that closes the pipe early (``picomaml ... | head``)
+ends the command quietly, as it ends ``cat`` (exit 141, 128 + SIGPIPE). The catalogue of
+faults and what a user sees: ``docs/reliability.md``.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import argparse
 import contextlib
 import errno
 import importlib
+import os
 import signal
 import sys
 from typing import NoReturn
 
 from picomaml.errors import PicomamlError
+from picomaml.process import EXIT_TERMINATED, Terminated, sigterm_raises
 
 STAGES = [
     "data",
@@ -33,6 +37,11 @@ STAGES = [
     "study",
 ]
 DATA_DIR_HELP = "data root (default: $PICOMAML_DATA, else ../shared/data, else ./data)"
+#: Longest error line printed: a message quoting a huge value (a YAML alias bomb, a
+#: 1 MB token) is cut, never tens of megabytes on a terminal.
+MAX_ERROR_CHARS = 2000
+#: Exit status after the reader of stdout went away (as a process killed by SIGPIPE).
+EXIT_BROKEN_PIPE = 128 + 13
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -87,8 +96,24 @@ def _close_progress_bars() -> None:
 
 
 def one_line(message: str) -> str:
-    """``message`` on one line (YAML and torch errors span several)."""
-    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+    """``message`` on one line (YAML and torch errors span several), at most
+    :data:`MAX_ERROR_CHARS` characters."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    if len(line) > MAX_ERROR_CHARS:
+        cut = len(line) - MAX_ERROR_CHARS
+        line = f"{line[:MAX_ERROR_CHARS]}... ({cut:,} more characters cut)"
+    return line
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device, so the interpreter's last flush of a closed pipe
+    cannot print "Exception ignored ... BrokenPipeError" after we are done."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def _dispatch(argv: list[str] | None) -> int:
@@ -114,7 +139,12 @@ def _dispatch(argv: list[str] | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     try:
-        return _dispatch(argv)
+        with sigterm_raises():
+            return _dispatch(argv)
+    except BrokenPipeError:
+        _close_progress_bars()
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except PicomamlError as exc:
         _close_progress_bars()
         print(f"picomaml: error: {one_line(str(exc))}", file=sys.stderr)
@@ -127,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         _close_progress_bars()
         print("picomaml: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        _close_progress_bars()
+        print("picomaml: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
 
 
 def console_main() -> NoReturn:
@@ -137,9 +171,15 @@ def console_main() -> NoReturn:
     Lightning, tqdm) prints "Exception ignored in atexit callback" and a traceback, exit 0.
     """
     code = main()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing reaches it
-            stream.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        code = code or EXIT_BROKEN_PIPE
+    except (OSError, ValueError):
+        pass
+    with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing reaches it
+        sys.stderr.flush()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     sys.exit(code)
 

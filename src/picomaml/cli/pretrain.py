@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from picomaml.cli.common import int_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``pretrain`` command."""
@@ -26,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/latest")
     p.add_argument("--devices", default=None, help="devices per node: an integer, -1 or 'auto'")
-    p.add_argument("--num-nodes", type=int, default=None, help="number of nodes")
+    p.add_argument(
+        "--num-nodes", type=int_arg("--num-nodes", 1), default=None, help="number of nodes"
+    )
     p.add_argument("--strategy", default=None, help="auto, ddp, fsdp or single_device")
     p.add_argument(
         "--precision", default=None, help="auto, 32-true, bf16-mixed, 16-mixed, bf16-true"
@@ -34,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--accelerator", default=None, help="auto, cpu, cuda, gpu or mps")
     p.add_argument(
         "--stop-at-step",
-        type=int,
+        type=int_arg("--stop-at-step", 1),
         default=None,
         help="end after this optimizer step's checkpoint (schedule unchanged; --resume later)",
     )

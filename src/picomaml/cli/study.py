@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from picomaml.cli.common import data_root, explicit_data_dir
+from picomaml.cli.common import data_root, explicit_data_dir, int_arg
+
+#: Most worker processes a grid starts (each holds a model; more only thrash).
+MAX_WORKERS = 256
 
 
 def _grid(args: argparse.Namespace) -> int:
@@ -64,7 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="i/n: run only share i (0-based) of n, e.g. "
         "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT",
     )
-    p.add_argument("--workers", type=int, default=1, help="cells run in parallel (processes)")
+    p.add_argument(
+        "--workers",
+        type=int_arg("--workers", 1, MAX_WORKERS),
+        default=1,
+        help="cells run in parallel (processes)",
+    )
     p.add_argument("--data-dir", dest="sub_data_dir", help="data root (same as the global flag)")
     p.set_defaults(func=_grid)
 
@@ -88,6 +96,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="results/demo", help="results dir (default results/demo)")
     p.add_argument("--config", default="configs/study/demo.yaml", help="the demo grid YAML")
-    p.add_argument("--workers", type=int, default=1, help="grid cells run in parallel")
+    p.add_argument(
+        "--workers",
+        type=int_arg("--workers", 1, MAX_WORKERS),
+        default=1,
+        help="grid cells run in parallel",
+    )
     p.add_argument("--data-dir", dest="sub_data_dir", help="data root (same as the global flag)")
     p.set_defaults(func=_demo)

@@ -70,19 +70,32 @@ def word_strings(words: Sequence[str]) -> list[str]:
 
 def align_words(tokenizer, words: Sequence[str]) -> WordAlignment:
     """Subword ids of ``words`` as in running text, with each word's first-subword index."""
-    if not words:
-        return WordAlignment((), (), ())
-    encs = tokenizer.encode_batch(word_strings(words), add_special_tokens=False)
-    ids: list[int] = []
-    starts: list[int] = []
-    lengths: list[int] = []
-    for i, enc in enumerate(encs):
-        if not enc.ids:
-            raise PicomamlError(f"word {i} ({words[i]!r}) has no subwords (an empty token?)")
-        starts.append(len(ids))
-        lengths.append(len(enc.ids))
-        ids.extend(enc.ids)
-    return WordAlignment(tuple(ids), tuple(starts), tuple(lengths))
+    return align_sentences(tokenizer, [words])[0]
+
+
+def align_sentences(tokenizer, sentences: Sequence[Sequence[str]]) -> list[WordAlignment]:
+    """:func:`align_words` of many sentences with one tokenizer call (the per-call cost
+    dominated tagging short lines)."""
+    strings = [s for words in sentences for s in word_strings(words)]
+    unique = list(dict.fromkeys(strings))  # each distinct word string is encoded once
+    encs = tokenizer.encode_batch(unique, add_special_tokens=False) if unique else []
+    ids_of = {text: enc.ids for text, enc in zip(unique, encs, strict=True)}
+    out = []
+    k = 0
+    for words in sentences:
+        ids: list[int] = []
+        starts: list[int] = []
+        lengths: list[int] = []
+        for i in range(len(words)):
+            enc_ids = ids_of[strings[k]]
+            k += 1
+            if not enc_ids:
+                raise PicomamlError(f"word {i} ({words[i]!r}) has no subwords (an empty token?)")
+            starts.append(len(ids))
+            lengths.append(len(enc_ids))
+            ids.extend(enc_ids)
+        out.append(WordAlignment(tuple(ids), tuple(starts), tuple(lengths)))
+    return out
 
 
 def subword_counts(tokenizer, words: Sequence[str]) -> list[int]:

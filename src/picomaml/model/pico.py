@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -80,6 +81,10 @@ SIZE_FIELDS = (
     "activation_hidden_dim",
 )
 POSITIVE_REAL_FIELDS = ("norm_eps", "rope_theta")
+#: Longest window a config may ask for: the RoPE tables (max_seq_len x head width) are built
+#: with the model, whatever the weights hold, so a huge value in config.json would allocate
+#: gigabytes before anything else is checked. 64 times the paper's 2,048.
+MAX_SEQ_LEN = 1 << 17
 
 
 def check_config_fields(values: Mapping[str, Any], names: Mapping[str, str] | None = None) -> None:
@@ -110,6 +115,10 @@ def check_config_fields(values: Mapping[str, Any], names: Mapping[str, str] | No
             or value <= 0
         ):
             raise PicomamlError(f"{name(field)} must be a positive finite number, got {value!r}")
+    if values["max_seq_len"] > MAX_SEQ_LEN:
+        raise PicomamlError(
+            f"{name('max_seq_len')} must be at most {MAX_SEQ_LEN:,}, got {values['max_seq_len']}"
+        )
     d, heads, kv = (int(values[f]) for f in ("d_model", "n_heads", "n_kv_heads"))
     if d % heads:
         raise PicomamlError(
@@ -489,12 +498,81 @@ def _names(names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
 
 
+def state_shapes(config: PicoConfig) -> dict[str, tuple[int, ...]]:
+    """Name and shape of every tensor of ``PicoDecoder(config).state_dict()``, computed
+    without building the model (tests check that the two agree)."""
+    d, v, h = config.d_model, config.vocab_size, config.hidden_dim
+    kv = config.n_kv_heads * config.head_dim
+    shapes: dict[str, tuple[int, ...]] = {"embedding_proj.weight": (v, d)}
+    for i in range(config.n_layers):
+        shapes.update(
+            {
+                f"layers.{i}.attention_norm.weight": (d,),
+                f"layers.{i}.attention.q_proj.weight": (d, d),
+                f"layers.{i}.attention.k_proj.weight": (kv, d),
+                f"layers.{i}.attention.v_proj.weight": (kv, d),
+                f"layers.{i}.attention.o_proj.weight": (d, d),
+                f"layers.{i}.swiglu_norm.weight": (d,),
+                f"layers.{i}.swiglu.w_0.weight": (h, d),
+                f"layers.{i}.swiglu.w_1.weight": (h, d),
+                f"layers.{i}.swiglu.w_2.weight": (d, h),
+            }
+        )
+    shapes["output_norm.weight"] = (d,)
+    shapes["de_embedding_proj.weight"] = (v, d)
+    return shapes
+
+
+def header_shapes(weights: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names (prefixes removed) and shapes from a safetensors file's header, without
+    reading the tensors."""
+    try:
+        with safe_open(str(weights), framework="pt") as fh:
+            names = fh.keys()  # noqa: SIM118 - a safetensors handle is not iterable
+            raw = {name: tuple(fh.get_slice(name).get_shape()) for name in names}
+    except Exception as exc:  # safetensors raises its own error types for bad files
+        raise PicomamlError(f"{weights}: cannot read safetensors file ({exc})") from exc
+    shapes = {_strip_prefix(k): v for k, v in raw.items()}
+    if len(shapes) != len(raw):
+        raise PicomamlError(
+            f"{weights}: tensor names clash once the prefixes {', '.join(WEIGHT_PREFIXES)} "
+            "are removed (a mix of naming schemes in one file)"
+        )
+    return shapes
+
+
+def check_weights_fit(config: PicoConfig, weights: Path) -> None:
+    """Raise unless the tensors in ``weights`` (its header only) are exactly those of a
+    Pico decoder of ``config``. Cheap, and done before the model is allocated: a
+    config.json with huge dimensions is one line, not gigabytes allocated first."""
+    found = header_shapes(weights)
+    n_expected = 3 + 9 * config.n_layers  # tensors outside the blocks, and per block
+    if n_expected > len(found) + 9000:  # not worth listing 9 names per missing block
+        raise PicomamlError(
+            f"{weights}: holds {len(found)} tensors, but config.json says n_layers="
+            f"{config.n_layers} ({n_expected:,} tensors)"
+        )
+    expected = state_shapes(config)
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise PicomamlError(
+            f"{weights}: tensors do not match the Pico decoder of its config.json "
+            f"(missing: {_names(missing) or 'none'}; unexpected: {_names(unexpected) or 'none'})"
+        )
+    for name, shape in expected.items():
+        if found[name] != shape:
+            raise PicomamlError(
+                f"{weights}: {name} has shape {found[name]}, config.json implies {shape}"
+            )
+
+
 def load_pico(folder: str | Path, map_location: str | torch.device = "cpu") -> PicoDecoder:
     """Load a Hugging Face-format Pico folder (published Pico checkpoints or ours).
 
     Tensor names may carry the ``pico_decoder.`` prefix (HF format), the older ``pico.``
     prefix, or none (a bare state dict); missing or unexpected names and wrong shapes are
-    errors naming them.
+    errors naming them, found in the file's header before anything is allocated.
     Weights stored in another dtype (e.g. bf16) are cast to the model's float32.
     """
     folder = Path(folder)
@@ -502,32 +580,19 @@ def load_pico(folder: str | Path, map_location: str | torch.device = "cpu") -> P
     weights = folder / PICO_WEIGHTS
     if not weights.is_file():
         raise PicomamlError(f"no model.safetensors in {folder}")
+    check_weights_fit(config, weights)
     try:
+        model = PicoDecoder(config)
         raw = load_file(str(weights), device=str(map_location))
+    except RuntimeError as exc:  # out of memory: torch's message spans lines
+        total = count_parameters(config)["total"]
+        raise PicomamlError(
+            f"{folder}: cannot build a model of {total:,} parameters here "
+            f"({' '.join(str(exc).split())[:200]})"
+        ) from exc
     except Exception as exc:  # safetensors raises its own error types for bad files
         raise PicomamlError(f"{weights}: cannot read safetensors file ({exc})") from exc
-    state = {_strip_prefix(k): v for k, v in raw.items()}
-    if len(state) != len(raw):
-        raise PicomamlError(
-            f"{weights}: tensor names clash once the prefixes {', '.join(WEIGHT_PREFIXES)} "
-            "are removed (a mix of naming schemes in one file)"
-        )
-    model = PicoDecoder(config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise PicomamlError(
-            f"{weights}: tensors do not match the Pico decoder of its config.json "
-            f"(missing: {_names(missing) or 'none'}; unexpected: {_names(unexpected) or 'none'})"
-        )
-    for name, tensor in expected.items():
-        if state[name].shape != tensor.shape:
-            raise PicomamlError(
-                f"{weights}: {name} has shape {tuple(state[name].shape)}, "
-                f"config.json implies {tuple(tensor.shape)}"
-            )
-    model.load_state_dict(state)
+    model.load_state_dict({_strip_prefix(k): v for k, v in raw.items()})
     return model.to(map_location)
 
 

@@ -7,7 +7,10 @@
 * ``results.json`` last (atomically): seqeval micro and per-type scores in default
   (headline) and strict IOB2 mode, plus a seeded sentence-level bootstrap 95% interval of the
   default-mode micro F1. Datasets already in an earlier ``results.json`` of the same run and
-  not re-scored are kept.
+  not re-scored are kept: the command holds the run dir's lock (:mod:`picomaml.locks`; a
+  second ``evaluate`` fails at once) and reads the old file again just before it writes.
+  An old ``results.json`` that cannot be read (truncated, not an object) stops the command
+  before any work and is never overwritten.
 
 Default datasets: ``tl_trg tl_ugnayan ceb_gja``, the six PUD sets, and the source's own test
 set; for source ``all`` each of the nine sources' test sets is scored *separately* (under its
@@ -29,13 +32,14 @@ from tokenizers import Tokenizer
 from torch import Tensor
 
 from picomaml import layout
-from picomaml.config import load_config, to_dict
+from picomaml.config import check_seed, load_config, to_dict
 from picomaml.data.registry import DATASETS, PUD, SOURCES, TARGETS, dataset_splits
 from picomaml.data.tokenizer import EOS_ID, load_tokenizer
 from picomaml.data.uner import Sentence
 from picomaml.errors import PicomamlError
-from picomaml.fileio import atomic_writer, read_json, write_json
+from picomaml.fileio import atomic_writer, read_json_object, remove_stale_temps, write_json
 from picomaml.layout import BACKBONE_DIR, CRF_HEAD, FINETUNE_YAML, RESULTS_JSON, RUN_JSON
+from picomaml.locks import folder_lock
 from picomaml.model import PicoDecoder, check_vocab, load_pico
 from picomaml.ner.backbone import backbone_shape, recorded_backbone_folder
 from picomaml.ner.config import FinetuneConfig
@@ -104,7 +108,7 @@ def load_run(run_dir: str | Path, device: str = "auto", data_root: Path | None =
             "fine-tuning run (run `picomaml finetune ... --out RUN_DIR` first)"
         )
     cfg = load_config(FinetuneConfig, run_dir / FINETUNE_YAML)
-    run = read_json(run_dir / RUN_JSON)
+    run = read_json_object(run_dir / RUN_JSON)
     for key in ("backbone", "backbone_config", "regime"):
         if key not in run:
             raise PicomamlError(f"{run_dir / RUN_JSON}: missing key {key!r}")
@@ -226,6 +230,18 @@ def _output_dirs(run_dir: Path) -> None:
         raise PicomamlError(f"run dir {run_dir} is not writable (results.json goes there)")
 
 
+def previous_datasets(path: Path) -> dict[str, Any]:
+    """The ``datasets`` of an existing ``results.json`` (empty when there is none); a file
+    that is not a results object is an error naming it, so it is never overwritten."""
+    if not path.is_file():
+        return {}
+    old = read_json_object(path)
+    datasets = old.get("datasets", {})
+    if not isinstance(datasets, dict):
+        raise PicomamlError(f"{path}: 'datasets' is not an object (a damaged file?)")
+    return datasets
+
+
 def evaluate_run(
     run_dir: str | Path,
     data_root: Path,
@@ -242,23 +258,36 @@ def evaluate_run(
     Every argument is checked and every test set read before the model runs. ``progress``: a
     tqdm bar per dataset (None: only on a terminal).
     """
-    say = log or (lambda _msg: None)
     if n_resamples < 1:
         raise PicomamlError(f"--n-resamples must be >= 1, got {n_resamples}")
+    check_seed(seed, "--seed")
     codes = check_datasets(datasets) if datasets else None
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise PicomamlError(f"run dir {run_dir} does not exist")
+    with folder_lock(run_dir, "evaluate"):
+        return _evaluate_locked(run_dir, data_root, codes, n_resamples, seed, device, log, progress)
+
+
+def _evaluate_locked(
+    run_dir: Path,
+    data_root: Path,
+    codes: list[str] | None,
+    n_resamples: int,
+    seed: int,
+    device: str,
+    log: Logger | None,
+    progress: bool | None,
+) -> Path:
+    say = log or (lambda _msg: None)
+    results_path = run_dir / RESULTS_JSON
+    previous_datasets(results_path)  # a damaged file stops the command before any work
+    remove_stale_temps(run_dir)
     loaded = load_run(run_dir, device=device, data_root=data_root)
-    run_dir = loaded.run_dir
     if codes is None:
         codes = check_datasets(default_datasets(loaded.run["source"]))
     test_sets = {code: load_sentences(code, "test", data_root, log=say) for code in codes}
     _output_dirs(run_dir)
-    results_path = run_dir / RESULTS_JSON
-    previous: dict[str, Any] = {}
-    if results_path.is_file():
-        try:
-            previous = json.loads(results_path.read_text(encoding="utf-8")).get("datasets", {})
-        except json.JSONDecodeError:
-            previous = {}
     out: dict[str, Any] = {}
     for code, (sentences, info) in test_sets.items():
         t0 = time.perf_counter()
@@ -277,6 +306,7 @@ def evaluate_run(
             f"[{lo:.4f}, {hi:.4f}] strict {entry['strict']['micro']['f1']:.4f} "
             f"({len(sentences)} sentences, {time.perf_counter() - t0:.1f}s)"
         )
+    previous = previous_datasets(results_path)
     merged = {k: v for k, v in previous.items() if k not in out} | out
     results = {
         "run": loaded.run,
@@ -289,6 +319,6 @@ def evaluate_run(
         },
         "provenance": provenance(),
     }
-    write_json(results_path, results)
+    write_json(results_path, results, allow_nan=False)
     say(f"wrote {results_path}")
     return results_path

@@ -21,7 +21,7 @@ import torch
 from tokenizers import Tokenizer
 from torch import Tensor
 
-from picomaml.data.align import align_words, make_windows
+from picomaml.data.align import WordAlignment, align_sentences, make_windows
 from picomaml.errors import PicomamlError
 from picomaml.fileio import write_with
 from picomaml.layout import PICO_WEIGHTS
@@ -44,17 +44,18 @@ def encode_sentence(tokenizer: Tokenizer, words: Sequence[str], window: int) -> 
 
     An empty sentence has no window (its feature matrix is ``[0, d]``).
     """
-    if not words:
-        return []
-    aligned = align_words(tokenizer, list(words))
+    return encode_sentences(tokenizer, [words], window)[0]
+
+
+def _windows(aligned: WordAlignment, n_words: int, window: int) -> list[Window]:
     out = [
         Window(tuple(w.input_ids), tuple(w.first_positions), tuple(w.word_indices))
         for w in make_windows(aligned, window)
     ]
     scored = sorted(i for w in out for i in w.words)
-    if scored != list(range(len(words))):
+    if scored != list(range(n_words)):
         raise PicomamlError(
-            f"internal: windows of a {len(words)}-word sentence score words {scored[:10]}..."
+            f"internal: windows of a {n_words}-word sentence score words {scored[:10]}..."
         )
     return out
 
@@ -62,8 +63,9 @@ def encode_sentence(tokenizer: Tokenizer, words: Sequence[str], window: int) -> 
 def encode_sentences(
     tokenizer: Tokenizer, sentences: Sequence[Sequence[str]], window: int
 ) -> list[list[Window]]:
-    """:func:`encode_sentence` for many sentences."""
-    return [encode_sentence(tokenizer, words, window) for words in sentences]
+    """:func:`encode_sentence` for many sentences (one tokenizer call for all)."""
+    aligned = align_sentences(tokenizer, [list(words) for words in sentences])
+    return [_windows(a, len(words), window) for a, words in zip(aligned, sentences, strict=True)]
 
 
 # --- features ------------------------------------------------------------------------------

@@ -8,6 +8,11 @@ described in ``docs/DESIGN.md``: ``finetune.yaml``, ``train_log.jsonl``, ``model
 Head regime: the backbone is frozen, so word features are computed once (:class:`FeatureCache`)
 and each epoch only runs the emission layer and the CRF. Full regime: every step runs the
 backbone on the batch's windows and back-propagates through it.
+
+Faults: the run holds ``out_dir``'s lock (:mod:`picomaml.locks`) from start to end, so a
+second run with the same ``--out`` fails at once; it removes temporary files a killed run
+left there; a non-finite training loss (or best state) stops it with an error, and it is then
+not marked finished (no ``run.json``).
 """
 
 from __future__ import annotations
@@ -31,7 +36,14 @@ from picomaml.config import save_config
 from picomaml.data.tokenizer import EOS_ID, load_tokenizer
 from picomaml.data.uner import Sentence
 from picomaml.errors import PicomamlError
-from picomaml.fileio import atomic_writer, jsonl_line, write_json, write_with
+from picomaml.fileio import (
+    atomic_writer,
+    jsonl_line,
+    remove_stale_temps,
+    write_json,
+    write_with,
+)
+from picomaml.locks import folder_lock
 from picomaml.model import PicoConfig, PicoDecoder, check_vocab, save_pico
 from picomaml.ner.backbone import ResolvedBackbone, load_backbone, tier_of
 from picomaml.ner.config import FinetuneConfig
@@ -135,6 +147,7 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
             "choose another --out or pass --force to overwrite it"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir)
     # Outputs of an earlier run here would describe another model: remove them.
     for name in (layout.RUN_JSON, layout.TRAIN_LOG, layout.RESULTS_JSON):
         (out_dir / name).unlink(missing_ok=True)
@@ -299,7 +312,14 @@ class _Training:
                 torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
             self.optimizer.step()
             out.steps += 1
-            self.losses.append(float(loss.detach()))
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise PicomamlError(
+                    f"non-finite training loss ({value}) at step {out.steps} (epoch {epoch}); "
+                    f"the run is not marked finished. Lower lr.{cfg.regime} (now "
+                    f"{cfg.learning_rate:g}) or grad_clip, or check the backbone"
+                )
+            self.losses.append(value)
             if out.steps % cfg.log_every == 0:
                 mean = sum(self.losses) / len(self.losses)
                 record = {"kind": "train", "step": out.steps, "epoch": epoch, "loss": mean}
@@ -341,6 +361,12 @@ def train(cfg: FinetuneConfig, prep: Prepared, log: IO[str], say: Logger) -> Out
 def write_run(cfg: FinetuneConfig, prep: Prepared, out: Outcome, out_dir: Path) -> None:
     """Restore the best state, write ``model/`` and then, last, ``run.json``."""
     assert out.best_head is not None
+    for name, tensor in {**out.best_head, **(out.best_backbone or {})}.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise PicomamlError(
+                f"the best state has non-finite values in {name}; the run is not marked "
+                f"finished. Lower lr.{cfg.regime} (now {cfg.learning_rate:g}) or grad_clip"
+            )
     prep.tagger.load_state_dict(out.best_head)
     (out_dir / layout.MODEL_DIR).mkdir(exist_ok=True)
     tensors = {k: v.contiguous() for k, v in out.best_head.items()}
@@ -381,7 +407,7 @@ def write_run(cfg: FinetuneConfig, prep: Prepared, out: Outcome, out_dir: Path) 
             "device": str(prep.device),
         },
     }
-    write_json(out_dir / layout.RUN_JSON, run)
+    write_json(out_dir / layout.RUN_JSON, run, allow_nan=False)
 
 
 def finetune(
@@ -397,8 +423,20 @@ def finetune(
 
     ``progress``: tqdm bars while features are computed (None: only on a terminal).
     """
-    say = log or (lambda _msg: None)
     out_dir = Path(out_dir)
+    with folder_lock(out_dir, "finetune"):
+        return _finetune_locked(cfg, out_dir, data_root, overwrite, log, progress)
+
+
+def _finetune_locked(
+    cfg: FinetuneConfig,
+    out_dir: Path,
+    data_root: Path,
+    overwrite: bool,
+    log: Logger | None,
+    progress: bool | None,
+) -> Path:
+    say = log or (lambda _msg: None)
     prep = prepare(cfg, out_dir, data_root, overwrite, say, progress)
     say(
         f"finetune: {len(prep.train.sentences)} train / {len(prep.dev.sentences)} dev "

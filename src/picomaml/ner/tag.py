@@ -16,6 +16,12 @@ the model window are split into overlapping windows internally, so every word ge
 The text output aligns the tag column by display width (:func:`display_width`), measured per
 grapheme cluster with the same ``regex`` Unicode tables that split the words.
 
+Input streams (:func:`tag_stream`): lines are read and tagged in bounded batches (at most
+:data:`BATCH_LINES` lines and about :data:`BATCH_WORDS` words), so memory stays flat
+however long the input, and each batch is written before the next is read. With
+interactive input (a terminal, a pipe that pauses) a batch also ends when no further line
+is waiting, so a line's tags appear as soon as it is typed.
+
 Entity spans are read from the tags with seqeval's default (conlleval) convention, the same
 as the headline evaluation numbers.
 """
@@ -24,7 +30,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import regex
@@ -45,6 +51,11 @@ _WIDE_RE = regex.compile(
 )
 _ZERO_WIDTH_RE = regex.compile(r"[\p{M}\p{Default_Ignorable_Code_Point}\p{Cc}]+")
 
+#: Most lines tagged together (one batch of the stream).
+BATCH_LINES = 256
+#: A batch ends once it holds this many words (a longer line is a batch of its own).
+BATCH_WORDS = 8192
+
 
 def normalize_text(line: str) -> str:
     """Unicode NFC: composed letters, as UNER's text (and so the trained model) spells them."""
@@ -58,6 +69,8 @@ def _drop_invisible(line: str) -> str:
     variation selector, a ZWNJ inside a Persian word) belong to its cluster and stay; those
     that stand alone or follow a space (where Unicode attaches them to the space) go.
     """
+    if _ZERO_WIDTH_SPACE not in line and not _INVISIBLE_RE.search(line):
+        return line  # the common case, without a pass over every cluster
     kept = []
     for cluster in _CLUSTER_RE.findall(line.replace(_ZERO_WIDTH_SPACE, " ")):
         if cluster[0].isspace() or _INVISIBLE_RE.match(cluster):
@@ -77,6 +90,8 @@ def display_width(text: str) -> int:
     Measured per grapheme cluster, so a skin-tone emoji or a ZWJ family counts 2 (not the sum
     of its code points) and a letter with combining marks counts 1.
     """
+    if text.isascii() and text.isprintable():
+        return len(text)
     width = 0
     for cluster in _CLUSTER_RE.findall(text):
         if _WIDE_RE.search(cluster):
@@ -136,6 +151,53 @@ class TagResult:
     skipped_lines: list[int]
 
 
+def _numbered(lines: Iterable[str], normalize: bool) -> Iterator[tuple[int, list[str]]]:
+    for i, line in enumerate(lines, 1):
+        yield i, split_words(normalize_text(line) if normalize else line)
+
+
+def _batches(
+    numbered: Iterator[tuple[int, list[str]]], more_ready: Callable[[], bool] | None
+) -> Iterator[list[tuple[int, list[str]]]]:
+    """Bounded batches of numbered lines; with ``more_ready``, a batch also ends when it
+    says no further line is waiting (interactive input)."""
+    batch: list[tuple[int, list[str]]] = []
+    words = 0
+    for item in numbered:
+        batch.append(item)
+        words += len(item[1])
+        if (
+            len(batch) >= BATCH_LINES
+            or words >= BATCH_WORDS
+            or (more_ready is not None and not more_ready())
+        ):
+            yield batch
+            batch, words = [], 0
+    if batch:
+        yield batch
+
+
+def tag_stream(
+    loaded,  # evaluate.LoadedRun
+    lines: Iterable[str],
+    normalize: bool = True,
+    more_ready: Callable[[], bool] | None = None,
+) -> Iterator[TagResult]:
+    """Tag ``lines`` (one sentence per line) batch by batch (module docstring): each
+    :class:`TagResult` holds one batch's sentences and skipped line numbers, and is yielded
+    before the next batch is read. ``more_ready()`` tells whether another line is waiting
+    (None: read full batches)."""
+    for batch in _batches(_numbered(lines, normalize), more_ready):
+        skipped = [i for i, words in batch if not words]
+        todo = [(i, words) for i, words in batch if words]
+        tags = loaded.predict([words for _, words in todo]) if todo else []
+        sentences = [
+            TaggedSentence(i, words, t, entity_spans(words, t))
+            for (i, words), t in zip(todo, tags, strict=True)
+        ]
+        yield TagResult(sentences, skipped)
+
+
 def tag_lines(
     loaded,  # evaluate.LoadedRun
     lines: Iterable[str],
@@ -143,18 +205,14 @@ def tag_lines(
 ) -> TagResult:
     """Tag each non-empty line (one sentence per line); empty lines are skipped and reported.
 
-    ``normalize=False`` keeps the text's own Unicode form (``tag --no-normalize``).
+    ``normalize=False`` keeps the text's own Unicode form (``tag --no-normalize``). All
+    results at once; :func:`tag_stream` gives them batch by batch.
     """
-    prepared = (normalize_text(line) if normalize else line for line in lines)
-    numbered = [(i, split_words(line)) for i, line in enumerate(prepared, 1)]
-    skipped = [i for i, words in numbered if not words]
-    todo = [(i, words) for i, words in numbered if words]
-    tags = loaded.predict([words for _, words in todo]) if todo else []
-    sentences = [
-        TaggedSentence(i, words, t, entity_spans(words, t))
-        for (i, words), t in zip(todo, tags, strict=True)
-    ]
-    return TagResult(sentences, skipped)
+    out = TagResult([], [])
+    for part in tag_stream(loaded, lines, normalize):
+        out.sentences += part.sentences
+        out.skipped_lines += part.skipped_lines
+    return out
 
 
 def format_result(result: TagResult, as_json: bool) -> str:

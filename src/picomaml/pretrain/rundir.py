@@ -1,15 +1,22 @@
 """The pretraining RUN_DIR before the first step: fresh start or resume, and the checks that
-keep a resumed run the same run (layout in :mod:`picomaml.layout`)."""
+keep a resumed run the same run (layout in :mod:`picomaml.layout`); who owns it while the run
+lasts (:func:`run_dir_lock`)."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from lightning.fabric import Fabric
 
 from picomaml import layout
 from picomaml.config import load_yaml, save_config, to_dict
 from picomaml.errors import PicomamlError
-from picomaml.fileio import iter_jsonl, write_jsonl
+from picomaml.fileio import iter_jsonl, remove_stale_temps, write_jsonl
+from picomaml.locks import folder_lock
 from picomaml.pretrain import checkpoint as ckpt
 from picomaml.pretrain.config import PretrainConfig
 
@@ -67,9 +74,40 @@ def resume_point(cfg: PretrainConfig, run_dir: Path, resume: bool) -> Path | Non
     return latest
 
 
+@contextlib.contextmanager
+def run_dir_lock(fabric: Fabric, run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir``'s lock (:mod:`picomaml.locks`) for the run: rank 0 takes it and every
+    rank learns the outcome, so a second run on the same dir (two ``--resume`` jobs would
+    append the same metrics twice) fails at once on every rank instead of waiting forever."""
+    with contextlib.ExitStack() as stack:
+        error = None
+        if fabric.global_rank == 0:
+            try:
+                stack.enter_context(folder_lock(run_dir, "pretrain"))
+            except PicomamlError as exc:
+                error = str(exc)
+        if fabric.world_size > 1:
+            error = fabric.broadcast(error, src=0)
+        if error is not None:
+            raise PicomamlError(error)
+        yield
+
+
+def remove_stale_writes(cfg: PretrainConfig, run_dir: Path) -> None:
+    """Delete what writers killed in this run dir left: temporary files and ``step_N.tmp``
+    folders (rank 0, under the lock, so no writer can still be using them)."""
+    remove_stale_temps(run_dir)
+    root = checkpoint_root(cfg, run_dir)
+    if root.is_dir():
+        for child in root.iterdir():
+            if child.name.endswith(".tmp") and child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+
+
 def write_run_start(cfg: PretrainConfig, run_dir: Path, resume_from: Path | None) -> None:
     """Record the resolved config and drop metrics logged after the resume point (rank 0)."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_writes(cfg, run_dir)
     save_config(cfg, run_dir / layout.PRETRAIN_CONFIG)
     step = 0 if resume_from is None else layout.parse_step(resume_from.name) or 0
     truncate_metrics(run_dir / layout.METRICS, step)

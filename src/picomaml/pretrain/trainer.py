@@ -71,7 +71,7 @@ from picomaml.pretrain.launch import (
 )
 from picomaml.pretrain.maml import EpisodeInputs, MetaHead, episode_inputs, episode_loss
 from picomaml.pretrain.optim import build_optimizer, load_optimizer_state
-from picomaml.pretrain.rundir import checkpoint_root, resume_point, write_run_start
+from picomaml.pretrain.rundir import checkpoint_root, resume_point, run_dir_lock, write_run_start
 from picomaml.pretrain.schedule import build_scheduler
 from picomaml.pretrain.smlmt import Episode, decode_vocab
 from picomaml.pretrain.stats import EPISODE_KEYS, StatsAccumulator, StepStats, Window
@@ -106,9 +106,11 @@ def run_pretraining(
     if fabric is None:
         fabric = build_fabric(cfg, run_dir)
         fabric.launch()
-    Trainer(fabric, cfg, run_dir, data_root=data_root, resume=resume, init_from=init_from).train(
-        stop_at_step
-    )
+    with run_dir_lock(fabric, run_dir):  # one run per run dir (picomaml.locks)
+        trainer = Trainer(
+            fabric, cfg, run_dir, data_root=data_root, resume=resume, init_from=init_from
+        )
+        trainer.train(stop_at_step)
     return run_dir
 
 

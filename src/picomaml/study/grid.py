@@ -5,6 +5,13 @@ one pretraining checkpoint) followed by evaluation. Each cell owns
 ``RESULTS_DIR/cells/<cell_id>/``; ``results.json`` there means "done", so a rerun
 (or a requeued SLURM array task) skips it. A failing cell writes ``error.json``
 and the grid carries on: one bad run must not cost the other 159.
+
+A cell is run under its folder's lock (:mod:`picomaml.locks`), taken by the process that
+runs it (a worker, a shard): a cell another grid is running is left alone and reported,
+never cleared, so two grids on one results dir share the work instead of deleting each
+other's cells. SIGTERM (:mod:`picomaml.process`) stops the workers too: a running cell
+ends cleanly unfinished (its partial output removed, ``error.json`` saying it was
+terminated) and a rerun runs it again.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +37,13 @@ from picomaml.config import from_dict, load_yaml, save_config, to_dict
 from picomaml.data.paths import no_data_root_error
 from picomaml.errors import PicomamlError
 from picomaml.fileio import append_text, write_json
-from picomaml.layout import CELL_JSON, ERROR_JSON, GRID_YAML, RESULTS_JSON
+from picomaml.layout import CELL_JSON, CELL_LOG, ERROR_JSON, GRID_YAML, LOCK, RESULTS_JSON
+from picomaml.locks import FolderBusy, folder_lock
 from picomaml.model.hub import is_hub_ref
 from picomaml.ner.backbone import resolve_backbone
 from picomaml.ner.evaluate import evaluate_run
 from picomaml.ner.finetune import finetune
+from picomaml.process import Terminated, setup_worker, terminating
 from picomaml.study.config import BackboneSpec, GridConfig, build_finetune_config
 
 
@@ -144,47 +153,84 @@ def is_done(cell_dir: Path) -> bool:
     return (cell_dir / RESULTS_JSON).is_file()
 
 
-def write_error(cell_dir: Path, cell: Cell, exc: BaseException) -> None:
+def write_error(cell_dir: Path, cell: Cell, exc: BaseException, message: str | None = None) -> None:
     """Record a failure as ``error.json`` (message + traceback)."""
     cell_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         "cell_id": cell.cell_id,
         "cell": asdict(cell),
         "error_type": type(exc).__name__,
-        "message": str(exc),
+        "message": str(exc) if message is None else message,
         "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     write_json(cell_dir / ERROR_JSON, payload, end="")
 
 
+def clear_cell(cell_dir: Path, keep: tuple[str, ...] = ()) -> None:
+    """Remove everything in ``cell_dir`` but its lock file and ``keep``."""
+    for child in cell_dir.iterdir():
+        if child.name == LOCK or child.name in keep:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
 def execute_cell(
     runner: CellRunner, cell: Cell, cell_dir: Path, cfg: GridConfig, data_root: Path | None
 ) -> tuple[str, str, float]:
-    """Run one cell in this process; returns (cell_id, "ok"|"failed", seconds).
+    """Run one cell in this process under its lock; returns (cell_id, status, seconds) with
+    status "ok", "failed", "done" (finished meanwhile by another grid) or "busy: <holder>".
 
     Exceptions never escape: they become ``error.json`` so the grid continues.
     A leftover partial run from an interrupted attempt is cleared first, because
-    half-written fine-tuning output must never be mistaken for a result.
+    half-written fine-tuning output must never be mistaken for a result. SIGTERM
+    (:class:`Terminated`) clears the partial run, records it and stops.
     """
     start = time.perf_counter()
-    if cell_dir.exists():
-        shutil.rmtree(cell_dir)
-    cell_dir.mkdir(parents=True)
-    write_json(cell_dir / CELL_JSON, asdict(cell) | {"cell_id": cell.cell_id}, indent=None, end="")
+    if terminating():  # a worker asked to stop starts nothing new
+        raise Terminated()
     try:
-        runner(cell, cell_dir, cfg, data_root)
-        if not is_done(cell_dir):
-            raise PicomamlError(f"cell runner finished without writing {cell_dir / RESULTS_JSON}")
-    except Exception as exc:  # noqa: BLE001 - every failure is recorded, the grid goes on
-        write_error(cell_dir, cell, exc)
-        return cell.cell_id, "failed", time.perf_counter() - start
+        with folder_lock(cell_dir, "grid cell"):
+            if is_done(cell_dir):
+                return cell.cell_id, "done", 0.0
+            clear_cell(cell_dir)
+            meta = asdict(cell) | {"cell_id": cell.cell_id}
+            write_json(cell_dir / CELL_JSON, meta, indent=None, end="")
+            try:
+                runner(cell, cell_dir, cfg, data_root)
+                if not is_done(cell_dir):
+                    raise PicomamlError(
+                        f"cell runner finished without writing {cell_dir / RESULTS_JSON}"
+                    )
+            except Terminated as exc:
+                clear_cell(cell_dir, keep=(CELL_JSON, CELL_LOG))
+                write_error(cell_dir, cell, exc, "terminated by SIGTERM; a rerun runs it again")
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded, the grid goes on
+                write_error(cell_dir, cell, exc)
+                return cell.cell_id, "failed", time.perf_counter() - start
+    except FolderBusy as exc:
+        return cell.cell_id, f"busy: {exc}", 0.0
     return cell.cell_id, "ok", time.perf_counter() - start
 
 
-def _worker_init(threads: int) -> None:
-    """Split the CPU cores between worker processes instead of oversubscribing them."""
+def _worker_init(threads: int, parent: int) -> None:
+    """Split the CPU cores between worker processes instead of oversubscribing them, and
+    tie the worker to its parent: SIGTERM stops it cleanly, and it gets one when the
+    parent dies (however it dies)."""
+    setup_worker(parent)
     torch.set_num_threads(threads)
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """SIGTERM every worker of ``pool`` and wait until each has cleaned up its cell."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
@@ -196,12 +242,15 @@ class GridSummary:
     ok: list[str]
     failed: list[str]
     results_dir: Path
+    #: Cells another process was running (left alone; a rerun picks up what it did not finish).
+    busy: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         """One-line human summary."""
+        busy = f", {len(self.busy)} run by another process" if self.busy else ""
         return (
             f"{self.total} cells in this shard: {len(self.ok)} ran, {len(self.skipped)} "
-            f"already done, {len(self.failed)} failed"
+            f"already done, {len(self.failed)} failed{busy}"
         )
 
 
@@ -287,8 +336,14 @@ def run_grid(
         bar.write(f"skipping {len(skipped)} finished cell(s)")
 
     def record(cell_id: str, status: str, seconds: float) -> None:
-        (summary.ok if status == "ok" else summary.failed).append(cell_id)
-        if status != "ok":
+        if status == "done":
+            summary.skipped.append(cell_id)
+        elif status.startswith("busy"):
+            summary.busy.append(cell_id)
+            bar.write(f"SKIPPED {cell_id}: {status.removeprefix('busy: ')}")
+        else:
+            (summary.ok if status == "ok" else summary.failed).append(cell_id)
+        if status == "failed":
             bar.write(f"FAILED {cell_id}: see {cells_dir / cell_id / ERROR_JSON}")
         bar.set_postfix(ok=len(summary.ok), failed=len(summary.failed), last=f"{seconds:.0f}s")
         bar.update(1)
@@ -301,19 +356,26 @@ def run_grid(
         threads = max(1, (os.cpu_count() or 1) // workers)
         ctx = multiprocessing.get_context("spawn")
         with cf.ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,)
+            workers, mp_context=ctx, initializer=_worker_init, initargs=(threads, os.getpid())
         ) as pool:
-            futures = {
-                pool.submit(execute_cell, runner, c, cells_dir / c.cell_id, cfg, data_root): c
-                for c in todo
-            }
-            for fut in cf.as_completed(futures):
-                cell = futures[fut]
-                try:
-                    record(*fut.result())
-                except Exception as exc:  # noqa: BLE001 - a worker died (e.g. killed for memory)
-                    write_error(cells_dir / cell.cell_id, cell, exc)
-                    record(cell.cell_id, "failed", 0.0)
+            try:
+                futures = {
+                    pool.submit(execute_cell, runner, c, cells_dir / c.cell_id, cfg, data_root): c
+                    for c in todo
+                }
+                for fut in cf.as_completed(futures):
+                    cell = futures[fut]
+                    try:
+                        record(*fut.result())
+                    except (Exception, Terminated) as exc:  # noqa: BLE001 - a worker died
+                        if terminating():  # (killed for memory, or SIGTERM sent to it alone)
+                            raise
+                        if not isinstance(exc, Terminated):
+                            write_error(cells_dir / cell.cell_id, cell, exc)
+                        record(cell.cell_id, "failed", 0.0)
+            except Terminated:
+                _stop_workers(pool)
+                raise
     bar.close()
     return summary
 

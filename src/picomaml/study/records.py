@@ -17,7 +17,7 @@ from picomaml import layout
 from picomaml.config import parse_yaml
 from picomaml.data.registry import TARGETS
 from picomaml.errors import PicomamlError
-from picomaml.fileio import read_json, read_jsonl
+from picomaml.fileio import read_json, read_json_object, read_jsonl
 from picomaml.layout import pretrain_run_dir
 
 
@@ -199,7 +199,7 @@ def read_confidence(path: Path) -> list[Sentence]:
 
 def _cell_meta(cell_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
     meta_path = cell_dir / layout.CELL_JSON
-    meta = read_json(meta_path) if meta_path.is_file() else {}
+    meta = read_json_object(meta_path) if meta_path.is_file() else {}
     step = meta.get("step")
     if step is None:
         step = run.get("pretrain_step")
@@ -216,7 +216,7 @@ def _cell_meta(cell_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
 
 def load_cell(cell_dir: Path, rel: str, datasets: tuple[str, ...] = TARGETS) -> CellRecord:
     """Read one finished cell (``results.json`` must exist)."""
-    results = read_json(cell_dir / layout.RESULTS_JSON)
+    results = read_json_object(cell_dir / layout.RESULTS_JSON)
     if "run" not in results or "datasets" not in results:
         raise PicomamlError(f"{cell_dir / layout.RESULTS_JSON}: expected keys 'run' and 'datasets'")
     run = results["run"]
@@ -269,7 +269,7 @@ def load_study(results_dir: str | Path) -> StudyData:
                     f"backbone's pretraining config says '{actual}' (`{rel}/run.json`)"
                 )
         elif (cell_dir / layout.ERROR_JSON).is_file():
-            err = read_json(cell_dir / layout.ERROR_JSON)
+            err = read_json_object(cell_dir / layout.ERROR_JSON)
             failed.append({"cell_id": cell_dir.name, "message": err.get("message", ""), "rel": rel})
         else:
             incomplete.append(cell_dir.name)

@@ -23,6 +23,7 @@ from picomaml.data.align import subword_counts
 from picomaml.data.registry import load_split
 from picomaml.data.tokenizer import load_tokenizer
 from picomaml.fileio import write_json, write_text
+from picomaml.locks import folder_lock
 from picomaml.study.analyses import Analysis, Context, DataAccess, Table, param_count, run_all
 from picomaml.study.analyses.paper import Comparison, compare
 from picomaml.study.config import AnalysisSpec
@@ -345,9 +346,14 @@ def write_report(
 
     ``data_root``: the resolved data root for the analyses that read raw data; ``None``:
     none, so those analyses say the data is unavailable. ``data`` overrides raw-data access
-    (tests).
+    (tests). Holds the results dir's lock while it writes (a second report fails at once).
     """
     results_dir = Path(results_dir)
+    with folder_lock(results_dir, "report"):
+        return _write_report(results_dir, data_root, data)
+
+
+def _write_report(results_dir: Path, data_root: Path | None, data: DataAccess | None) -> Path:
     study = load_study(results_dir)
     spec = (
         from_dict(AnalysisSpec, study.grid["analysis"])
