@@ -4,6 +4,7 @@ the support side receives gradient, and a mechanism test on a collapsed fake bac
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from picomaml.errors import PicomamlError
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.maml import MetaHead, adapt_and_query, support_gradient
+from picomaml.pretrain.synthetic import SyntheticTask, run_collapsed_backbone
 
 WAYS, SHOTS, QUERIES, D_IN, D = 3, 2, 2, 5, 6
 
@@ -148,7 +150,8 @@ def test_protonet_is_proto_maml_without_inner_steps() -> None:
 def test_learned_scale_is_a_positive_parameter_reported_as_a_metric() -> None:
     cfg = _cfg("protonet", learn_logit_scale=True, logit_scale=4.0)
     head = _head(cfg)
-    assert head.log_scale is not None and float(head.log_scale) == pytest.approx(math.log(4.0))
+    assert head.log_scale is not None
+    assert float(head.log_scale.detach()) == pytest.approx(math.log(4.0))
     xs, xq, b, s_lab, q_lab = _data()
     _, m = adapt_and_query(head, xs @ b, s_lab, xq @ b, q_lab, cfg, ways=WAYS, seed=0)
     assert float(m["logit_scale"]) == pytest.approx(4.0)
@@ -164,3 +167,29 @@ def test_output_init_other_than_prototypes_needs_query_only() -> None:
     assert _cfg("query_only", output_init="zeros").output_init == "zeros"
     with pytest.raises(PicomamlError, match="meta.learner"):
         support_gradient("maml++")
+
+
+MECHANISM = SyntheticTask(
+    d=32, vocab=400, snr=1.0, episodes=200, eval_episodes=32, eval_every=100, lr=3e-3
+)
+
+
+def test_default_learner_undoes_a_collapse_and_learns_held_out_words() -> None:
+    """A learnable linear backbone whose features start collapsed (a large shared
+    direction: cosine > 0.99) and whose inputs hide the class signal among noise
+    dimensions. Measured (200 outer steps, seeds 0 and 1): the default learner took
+    cosine 0.995 -> 0.978-0.981 and held-out query accuracy 0.12 -> 0.36-0.39 (chance
+    0.125); query_only, the comparison row, reached 0.30-0.31."""
+    meta = MetaSection(
+        enabled=True, ways=8, shots=4, queries=4, min_word_count=8, head_layers=2, head_hidden=32
+    )
+    default = MetaSection(enabled=True)
+    keys = ("learner", "metric", "logit_scale", "learn_logit_scale")
+    meta = replace(meta, **{k: getattr(default, k) for k in keys})
+    run = run_collapsed_backbone(meta, MECHANISM, shared=8.0)
+    first, last = run["initial"], run["final"]
+    assert first["feature_cosine"] > 0.99
+    assert last["feature_cosine"] < first["feature_cosine"] - 0.01
+    assert last["query_acc"] > 2.5 * run["chance_acc"]
+    assert last["query_acc"] > first["query_acc"] + 0.15
+    assert last["prototype_acc"] > first["prototype_acc"] + 0.1

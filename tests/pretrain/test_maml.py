@@ -52,9 +52,11 @@ def _episode(seed: int = 0, ways: int = 4, shots: int = 2, queries: int = 2) -> 
 
 
 def _cfg(**kw) -> MetaSection:
+    """The query_only learner: these tests check the first-order inner loop itself (the
+    other learners are tested against their references in test_learners.py)."""
     base = dict(
         ways=4, shots=2, queries=2, window=8, inner_steps=3, inner_lr=0.5, min_word_count=4,
-        inner_dropout=True, query_dropout=True,
+        inner_dropout=True, query_dropout=True, learner="query_only",
     )  # fmt: skip
     base.update(kw)
     return MetaSection(**base)

@@ -47,6 +47,6 @@ def test_default_episode_learns_well_below_chance(default_run: dict) -> None:
 
 
 def test_zero_output_layer_stays_near_chance() -> None:
-    run = run_synthetic(replace(DEFAULT, output_init="zeros"), TASK)
+    run = run_synthetic(replace(DEFAULT, learner="query_only", output_init="zeros"), TASK)
     assert run["final"]["query_loss"] > math.log(32) - 0.2
     assert run["final"]["query_acc"] < 0.1

@@ -12,7 +12,9 @@ import yaml
 
 from picomaml.cli.main import main
 from picomaml.config import to_dict
+from picomaml.errors import PicomamlError
 from picomaml.fileio import read_jsonl
+from picomaml.pretrain.rundir import check_same_run
 from picomaml.pretrain.trainer import Trainer
 from tests.cli.diskfull import leftovers
 from tests.fixtures.holder import held_elsewhere
@@ -72,3 +74,16 @@ def test_sigterm_then_resume_and_stale_temporaries(
     monkeypatch.setattr(Trainer, "train_step", real)
     assert main([*argv, "--resume"]) == 0
     assert _steps(run) == [1, 2, 3] and not leftovers(run)
+
+
+def test_a_run_from_before_a_key_existed_resumes_with_its_legacy_value(tmp_path: Path) -> None:
+    """A config.yaml written before ``meta.learner`` and ``meta.heldout_share`` existed ran
+    query_only with no held-out words: resuming it needs exactly those settings."""
+    saved = {"meta": {"enabled": True, "rho": 0.5}}
+    old = {"meta": {"enabled": True, "rho": 0.5, "learner": "query_only", "heldout_share": 0.0}}
+    check_same_run(saved, old, tmp_path / "config.yaml")
+    new = {"meta": {"enabled": True, "rho": 0.5, "learner": "protonet", "heldout_share": 0.1}}
+    with pytest.raises(PicomamlError) as err:
+        check_same_run(saved, new, tmp_path / "config.yaml")
+    assert "meta.learner: 'query_only' in the run, 'protonet' now" in str(err.value)
+    assert "meta.heldout_share: 0.0 in the run, 0.1 now" in str(err.value)

@@ -228,9 +228,11 @@ class MetaSection:
 
     ``learner`` chooses how an episode's loss reaches the backbone
     (:mod:`picomaml.pretrain.maml`, docs/pretraining.md "Episode learners"):
-    ``query_only`` (support side without gradient: the first learner), ``proto_maml``
-    (first-order Proto-MAML, gradient through the support features, their centre and
-    the prototype-initialised output layer) or ``protonet`` (no inner loop).
+    ``protonet`` (default: prototype logits, no inner loop, gradient through both the
+    support and the query windows), ``proto_maml`` (first-order Proto-MAML: the inner
+    loop, with gradient through the support features, their centre and the
+    prototype-initialised output layer) or ``query_only`` (support side without
+    gradient: the learner before issue 19, which kept features collapsed).
     ``metric``: ``euclidean`` prototypes, or ``cosine`` (unit body outputs, prototype
     directions); ``logit_scale`` multiplies the logits (``null``: 1 for euclidean, 10
     for cosine) and is a learned parameter with ``learn_logit_scale``.
@@ -256,7 +258,7 @@ class MetaSection:
     """
 
     enabled: bool = False
-    learner: Literal["query_only", "proto_maml", "protonet"] = "query_only"
+    learner: Literal["query_only", "proto_maml", "protonet"] = "protonet"
     metric: Literal["euclidean", "cosine"] = "euclidean"
     logit_scale: float | None = None
     learn_logit_scale: bool = False

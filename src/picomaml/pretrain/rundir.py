@@ -23,6 +23,16 @@ from picomaml.pretrain.config import PretrainConfig
 # Config sections whose change would make a resumed run a different run.
 _RESUME_KEYS = ("model", "data", "training", "meta")
 _RESUME_IGNORED = {("training", "precision")}
+#: What a run dir written before a key existed did, for keys added later: a missing key
+#: is compared as this value (a run from before the learners ran ``query_only`` and held
+#: no words out), so resuming it asks for exactly those settings.
+LEGACY_VALUES: dict[tuple[str, str], object] = {
+    ("meta", "learner"): "query_only",
+    ("meta", "metric"): "euclidean",
+    ("meta", "logit_scale"): None,
+    ("meta", "learn_logit_scale"): False,
+    ("meta", "heldout_share"): 0.0,
+}
 
 
 def check_same_run(saved: dict[str, Any], current: dict[str, Any], path: Path) -> None:
@@ -33,7 +43,8 @@ def check_same_run(saved: dict[str, Any], current: dict[str, Any], path: Path) -
         for key in sorted(set(a) | set(b)):
             if (section, key) in _RESUME_IGNORED:
                 continue
-            va, vb = a.get(key), b.get(key)
+            va = a.get(key, LEGACY_VALUES.get((section, key)))
+            vb = b.get(key)
             if isinstance(va, tuple):
                 va = list(va)
             if isinstance(vb, tuple):

@@ -159,24 +159,30 @@ def run_synthetic(meta: MetaSection, task: SyntheticTask) -> dict[str, Any]:
 
 
 PAPER = {
+    "learner": "query_only",
     "inner_dropout": True,
     "query_dropout": True,
     "center_features": False,
     "normalize_features": False,
 }
+QUERY_ONLY = {"learner": "query_only"}
 #: Named episode configurations compared by ``picomaml bench meta`` (overrides of the
-#: ``meta`` section): the paper's heads, Proto-MAML as the issue measured it, and the
-#: shipped default with one change at a time.
+#: ``meta`` section): the paper's heads; the query-only Proto-MAML learner (the default
+#: before issue 19) with one change at a time; the support-gradient learners. On fixed
+#: synthetic features the learners differ only in the head's gradient (no backbone to
+#: reach); ``run_collapsed_backbone`` is where they differ in kind.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "paper-zeros": {"output_init": "zeros", **PAPER},
-    "paper-xavier": {"output_init": "xavier", **PAPER},
-    "persistent": {"output_init": "persistent", **PAPER},
-    "prototypes-paper-dropout": {"output_init": "prototypes", **PAPER},
+    "paper-zeros": {**PAPER, "output_init": "zeros"},
+    "paper-xavier": {**PAPER, "output_init": "xavier"},
+    "persistent": {**PAPER, "output_init": "persistent"},
+    "prototypes-paper-dropout": {**PAPER, "output_init": "prototypes"},
+    "query-only": QUERY_ONLY,
+    "query-only+inner-dropout": {**QUERY_ONLY, "inner_dropout": True},
+    "query-only+query-dropout": {**QUERY_ONLY, "query_dropout": True},
+    "query-only-no-centring": {**QUERY_ONLY, "center_features": False},
+    "query-only-no-normalizing": {**QUERY_ONLY, "normalize_features": False},
+    "proto-maml": {"learner": "proto_maml"},
     "default": {},
-    "default+inner-dropout": {"inner_dropout": True},
-    "default+query-dropout": {"query_dropout": True},
-    "default-no-centring": {"center_features": False},
-    "default-no-normalizing": {"normalize_features": False},
 }
 
 
