@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from picomaml.config import Regime, check
+from picomaml.config import Regime, check, from_dict
 from picomaml.data.labels import ENTITY_TYPES
 from picomaml.data.names import SHIPPED_POOLS, read_pool, shipped_pool
 from picomaml.data.particles import target_particles
@@ -139,8 +139,8 @@ class FewshotAblation:
     ``k`` (nested: a draw's larger ``k`` extends its smaller one); ``split_seed`` fixes the
     evaluation half of each target, which no draw touches; ``cap``: a ``k`` above what the
     other half holds is cut to it (and the report says so) instead of being an error;
-    ``curves`` (null = the grid's regimes x every target); ``finetune``: fine-tuning keys
-    for these cells only (e.g. a smaller source slice).
+    ``curves`` (null = the grid's regimes x every target; a list of :class:`FewshotCurve`);
+    ``finetune``: fine-tuning keys for these cells only (e.g. a smaller source slice).
     """
 
     ks: list[int] = field(default_factory=lambda: [0, 5, 10, 25, 50])
@@ -149,7 +149,7 @@ class FewshotAblation:
     split_seed: int = 0
     cap: bool = True
     sources: list[str] | None = None
-    curves: list[FewshotCurve] | None = None
+    curves: Any = None  # list[FewshotCurve] | None, built in __post_init__
     finetune: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -161,7 +161,15 @@ class FewshotAblation:
         check(self.split_seed >= 0, "split_seed", "an integer >= 0", self.split_seed)
         _check_sources(self.sources)
         if self.curves is not None:
-            check(bool(self.curves), "curves", "null or a non-empty list", self.curves)
+            check(
+                isinstance(self.curves, list) and bool(self.curves),
+                "curves",
+                "null or a non-empty list of {regimes, targets}",
+                self.curves,
+            )
+            self.curves = [
+                _section(FewshotCurve, c, f"curves[{i}]") for i, c in enumerate(self.curves)
+            ]
         reserved = sorted(set(FEWSHOT_RESERVED) & set(self.finetune))
         if reserved:
             raise PicomamlError(f"finetune: {reserved} are set per cell by the grid; remove them")
@@ -182,14 +190,36 @@ class FewshotAblation:
         return [t for t in TARGETS if t in wanted]
 
 
+def _section(cls: type, value: Any, key: str) -> Any:
+    """A nested section built here rather than by the generic loader, so an error inside an
+    optional section names its key and says what was wrong (``particles.mode: expected
+    one of ['drop', 'replace'], got 'mask'``) instead of a type mismatch of the union."""
+    if value is None or isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise PicomamlError(f"{key}: expected a mapping (or null), got {value!r}")
+    return from_dict(cls, value, prefix=f"{key}.")
+
+
 @dataclass
 class AblationSpec:
-    """The four ablations; each is off unless its section is present."""
+    """The four ablations; each is off unless its section is present (``{}``: defaults).
 
-    particles: ParticleAblation | None = None
-    names: NameAblation | None = None
-    balance: BalanceAblation | None = None
-    fewshot: FewshotAblation | None = None
+    The fields hold :class:`ParticleAblation`, :class:`NameAblation`,
+    :class:`BalanceAblation` and :class:`FewshotAblation` (or None), built in
+    ``__post_init__``.
+    """
+
+    particles: Any = None
+    names: Any = None
+    balance: Any = None
+    fewshot: Any = None
+
+    def __post_init__(self) -> None:
+        self.particles = _section(ParticleAblation, self.particles, "particles")
+        self.names = _section(NameAblation, self.names, "names")
+        self.balance = _section(BalanceAblation, self.balance, "balance")
+        self.fewshot = _section(FewshotAblation, self.fewshot, "fewshot")
 
     @property
     def any(self) -> bool:

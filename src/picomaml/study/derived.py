@@ -65,14 +65,17 @@ class _Target:
 
 
 def _write(
-    results_dir: Path,
+    results_dir: Path | None,
     folder: str,
     stem: str,
     sentences: Sequence[Sentence],
     manifest: dict[str, Any],
 ) -> str:
-    """Write ``derived/<folder>/<stem>.iob2`` and its manifest; returns the relative path."""
+    """Write ``derived/<folder>/<stem>.iob2`` and its manifest (nothing when ``results_dir``
+    is None: a dry run); returns the path relative to the results dir."""
     rel = f"{layout.DERIVED_DIR}/{folder}/{stem}.iob2"
+    if results_dir is None:
+        return rel
     text = format_iob2(sentences)
     (results_dir / rel).parent.mkdir(parents=True, exist_ok=True)
     write_text(results_dir / rel, text)
@@ -91,7 +94,7 @@ def _source(t: _Target) -> dict[str, str]:
     return {"dataset": t.code, "file": t.file, "sha256": t.sha256}
 
 
-def _particles(cfg: GridConfig, targets: dict[str, _Target], out: Path) -> dict[str, Any]:
+def _particles(cfg: GridConfig, targets: dict[str, _Target], out: Path | None) -> dict[str, Any]:
     ab = cfg.ablations.particles
     assert ab is not None
     sets = {}
@@ -119,7 +122,7 @@ def _particles(cfg: GridConfig, targets: dict[str, _Target], out: Path) -> dict[
     return {"params": {"mode": ab.mode, "replacement": ab.replacement}, "sets": sets}
 
 
-def _names(ab: AblationSpec, targets: dict[str, _Target], out: Path) -> dict[str, Any]:
+def _names(ab: AblationSpec, targets: dict[str, _Target], out: Path | None) -> dict[str, Any]:
     names = ab.names
     assert names is not None
     pools: dict[str, Any] = {}
@@ -157,7 +160,7 @@ def _names(ab: AblationSpec, targets: dict[str, _Target], out: Path) -> dict[str
     return {"params": {"seed": names.seed}, "pools": pools, "sets": sets}
 
 
-def _fewshot(cfg: GridConfig, targets: dict[str, _Target], out: Path) -> dict[str, Any]:
+def _fewshot(cfg: GridConfig, targets: dict[str, _Target], out: Path | None) -> dict[str, Any]:
     fs = cfg.ablations.fewshot
     assert fs is not None
     info: dict[str, Any] = {}
@@ -213,10 +216,15 @@ def _fewshot(cfg: GridConfig, targets: dict[str, _Target], out: Path) -> dict[st
 
 
 def prepare_derived(
-    cfg: GridConfig, results_dir: Path, data_root: Path | None, say: Say | None = None
+    cfg: GridConfig,
+    results_dir: Path,
+    data_root: Path | None,
+    say: Say | None = None,
+    write: bool = True,
 ) -> dict[str, Any] | None:
     """Write every derived set the grid's ablations need and ``derived/index.json``;
     returns the index (None when the grid has no ablation that derives data).
+    ``write=False`` computes the same index and writes nothing (``grid --dry-run``).
 
     Raises the missing-data error when there is no data root, and an error naming
     ``ablations.fewshot.ks`` when ``cap`` is off and a ``k`` does not fit a target's pool.
@@ -236,13 +244,16 @@ def prepare_derived(
     if ab.fewshot is not None:
         codes |= set(ab.fewshot.targets(cfg.regimes))
     targets = {c: _Target(c, data_root) for c in sorted(codes)}
+    out = results_dir if write else None
     index: dict[str, Any] = {}
     if ab.particles is not None:
-        index["particles"] = _particles(cfg, targets, results_dir)
+        index["particles"] = _particles(cfg, targets, out)
     if ab.names is not None:
-        index["names"] = _names(ab, targets, results_dir)
+        index["names"] = _names(ab, targets, out)
     if ab.fewshot is not None:
-        index["fewshot"] = _fewshot(cfg, targets, results_dir)
+        index["fewshot"] = _fewshot(cfg, targets, out)
+    if not write:
+        return index
     write_json(results_dir / layout.DERIVED_INDEX, index)
     if say is not None:
         n = sum(1 for _ in (results_dir / layout.DERIVED_DIR).rglob("*.iob2"))

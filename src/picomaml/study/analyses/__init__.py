@@ -72,6 +72,9 @@ ANALYSES: list[Callable[[StudyData, Context], Analysis]] = [
     analysis_paired,
     analysis_pretraining,
     analysis_probe,
+]
+#: The ablations of Section 4.2 (``ablations:`` in the grid), reported after the others.
+ABLATION_ANALYSES: list[Callable[[StudyData, Context], Analysis]] = [
     analysis_particle_ablation,
     analysis_balance_ablation,
     analysis_name_ablation,
@@ -79,12 +82,20 @@ ANALYSES: list[Callable[[StudyData, Context], Analysis]] = [
 ]
 
 
+def has_ablations(data: StudyData) -> bool:
+    """Whether the grid ran any ablation (a grid without one gets no ablation sections)."""
+    configured = any((data.grid.get("ablations") or {}).values())
+    return configured or bool(data.derived) or bool(data.of_kind("balanced"))
+
+
 def run_all(data: StudyData, ctx: Context) -> list[Analysis]:
-    """Every analysis, in the paper's order."""
-    return [fn(data, ctx) for fn in ANALYSES]
+    """Every analysis, in the paper's order, then the ablations the grid ran."""
+    extra = ABLATION_ANALYSES if has_ablations(data) else []
+    return [fn(data, ctx) for fn in [*ANALYSES, *extra]]
 
 
 __all__ = [
+    "ABLATION_ANALYSES",
     "ANALYSES",
     "Analysis",
     "Context",
