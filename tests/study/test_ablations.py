@@ -290,3 +290,48 @@ def test_shipped_ablation_configs_validate_offline(name, capsys, fixture_data_ro
     if name == "published-ablations":
         assert all(b.is_hub for b in cfg.backbones) and len(cfg.backbones) == 8
         assert "published checkpoint (parsed" in out
+
+
+@pytest.mark.slow
+def test_ablations_on_published_checkpoints(fake_hub, hub_cache, fixture_data_root, tmp_path):
+    """The same ablations on `hf:` backbones served by the fake Hub (real cells)."""
+    from tests.fixtures.fakehub import MAML, VANILLA
+
+    data = {
+        "name": "hub-abl",
+        "backbones": [
+            {"variant": "maml", "size": "tiny", "path": f"hf:{MAML}/checkpoints/step_1000"},
+            {
+                "variant": "vanilla",
+                "size": "tiny",
+                "path": f"hf:{VANILLA}@{fake_hub.vanilla_steps[1000]}",
+            },
+        ],
+        "regimes": ["head"],
+        "sources": ["sk_snk"],
+        "finetune": {"max_train_sentences": 12, "epochs": 1, "window": 64, "device": "cpu"},
+        "evaluate": {"datasets": list(TARGETS)},
+        "analysis": {"n_resamples": 50},
+        "ablations": {
+            "particles": {},
+            "names": {},
+            "balance": {},
+            "fewshot": {
+                "ks": [0, 2],
+                "draws": 2,
+                "curves": [{"regimes": ["head"], "targets": ["tl_trg"]}],
+            },
+        },
+    }
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(data))
+    res = tmp_path / "res"
+    summary = run_grid(load_grid(path), res, data_root=fixture_data_root, progress=False)
+    assert summary.total == 10 and not summary.failed, summary.failed  # 2 + 2 + 2 x (1 + 2)
+    run = json.loads(
+        (res / "cells/fewshot-maml-tiny-head-sk_snk-s0-tl_trg-k02-d1/run.json").read_text()
+    )
+    assert run["backbone_hub"]["commit"] == fake_hub.maml_commit
+    assert run["data"]["train"]["extra_train"]["sentences"] == 2
+    text = write_report(res, data_root=fixture_data_root).read_text()
+    assert text.count("**Paper's hypothesis") == 4
