@@ -249,6 +249,10 @@ def analysis_fewshot_ablation(data: StudyData, ctx: Context) -> Analysis:
         "averaged per draw; Student-t interval over draws."
     )
     a.text.append("Where k was capped: " + ("; ".join(capped) if capped else "nowhere") + ".")
+    overrides = ((data.grid.get("ablations") or {}).get("fewshot") or {}).get("finetune") or {}
+    if overrides:
+        shown = ", ".join(f"`{k}`={v}" for k, v in sorted(overrides.items()))
+        a.text.append(f"Few-shot cells fine-tune with the grid's settings and {shown}.")
     if unreadable:
         a.text.append(
             "PER scores too few to read: "
