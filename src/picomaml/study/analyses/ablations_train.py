@@ -264,7 +264,8 @@ def analysis_fewshot_ablation(data: StudyData, ctx: Context) -> Analysis:
         a.text.append(
             "PER scores too few to read: "
             + ", ".join(
-                f"{t} ({n} gold PER spans in its evaluation half)" for t, n in unreadable.items()
+                f"{t} ({n} gold PER span{'' if n == 1 else 's'} in its evaluation half)"
+                for t, n in unreadable.items()
             )
             + f"; fewer than {st.MIN_SPANS} spans make per-type F1 a coin toss."
         )
