@@ -26,6 +26,8 @@ def _grouped(
         ax.bar(xs, [nan_of(v) for v in values], w, label=label, **style)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels(groups, fontsize=8)
+    top = max((v for _, values, _ in series for v in values if v is not None), default=0.0)
+    ax.set_ylim(0, max(1.0, 1.15 * top))  # all-zero bars still get a readable 0-1% axis
 
 
 def particles(rows: list[dict[str, Any]]) -> Figure:

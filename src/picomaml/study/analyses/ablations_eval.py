@@ -137,7 +137,36 @@ def analysis_particle_ablation(data: StudyData, ctx: Context) -> Analysis:
                 "verdict": result[0],
             }
         )
-        dfiles.append([c.file(f"predictions/{code}.iob2") for p in pairs for c in p])
+        cited = [
+            c.file(f"predictions/{code}{suffix}.iob2")
+            for code, ps in parts
+            for p in ps
+            for c in p
+            for suffix in ("", ".particles")
+        ]
+        dfiles.append(cited)
+        for (with_, without), name in (
+            (quad[2:], ctx.spec.baseline_variant),
+            (quad[:2], ctx.spec.treatment_variant),
+        ):
+            rows.append(
+                {
+                    "dataset": f"{language} ({' + '.join(codes)})",
+                    "variant": name,
+                    "cells": len({p[0].cell_id for p in pairs}),
+                    "PER spans after a particle": sum(
+                        sets[c]["changes"]["masked_before_type"].get("PER", 0) for c in codes
+                    ),
+                    "PER F1 with (%)": pct(st.f1(with_)),
+                    "PER F1 without (%)": pct(st.f1(without)),
+                    "PER recall with (%)": pct(st.recall(with_)),
+                    "PER recall without (%)": pct(st.recall(without)),
+                    "with - without (pp) [95% CI]": st.contrast(
+                        [with_, without], [1, -1], n, seed
+                    ).text(),
+                }
+            )
+            files.append(cited)
         if language == "Tagalog":
             verdict = result
     params = index["params"]
@@ -152,7 +181,12 @@ def analysis_particle_ablation(data: StudyData, ctx: Context) -> Analysis:
     _verdict_text(
         a, "Tagalog difference of differences", verdict or st.verdict(None, "no Tagalog target")
     )
-    a.table("PER F1 and recall with and without the particles (cells pooled)", rows, files)
+    a.table(
+        "PER F1 and recall with and without the particles, per target and per language "
+        "(cells pooled)",
+        rows,
+        files,
+    )
     a.table("Differences per language (pooled over its targets and every pair)", diffs, dfiles)
     a.figures.append(plots.save(plots.particles(rows), ctx.fig_dir, "a1_particles.png"))
     return a

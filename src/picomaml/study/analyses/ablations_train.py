@@ -77,7 +77,9 @@ def analysis_balance_ablation(data: StudyData, ctx: Context) -> Analysis:
         )
         cfiles.append([bal.file("sampling.json")])
     rows, files = [], []
-    variants = sorted({p[0].variant for p in pairs})
+    present = {p[0].variant for p in pairs}
+    order = (ctx.spec.baseline_variant, ctx.spec.treatment_variant)
+    variants = [v for v in order if v in present] + sorted(present - set(order))
     for variant in variants:
         sel = [p for p in pairs if p[0].variant == variant]
         nat = [p[0] for p in sel]
@@ -112,6 +114,12 @@ def analysis_balance_ablation(data: StudyData, ctx: Context) -> Analysis:
             f"PER F1 of the natural cells is {100 * per_nat:.1f}%, below "
             f"{100 * st.FLOOR:.0f}%: there is no PER-only transfer here for the type mix to "
             "explain"
+        )
+    elif (dev := mp.mean([float(c.run.get("best_dev_f1", 0.0)) for c in bal_all])) < st.FLOOR:
+        premise = (
+            f"the balanced cells reach a source dev F1 of {100 * (dev or 0.0):.1f}% on average, "
+            f"below {100 * st.FLOOR:.0f}%: fine-tuning on the balanced data learned too little "
+            "to compare"
         )
     result = st.verdict(main, premise)
     summary = [
