@@ -138,5 +138,7 @@ def fewshot(curves: list[dict[str, Any]], base: str, treat: str) -> Figure:
             if c == 0:
                 ax.set_ylabel("micro-F1 (%)")
             ax.legend(fontsize=7)
+    top = max((100 * v for x in curves for vs in x["values"].values() for v in vs), default=0.0)
+    axes[0][0].set_ylim(0, max(1.0, 1.15 * top))  # shared by every panel
     fig.suptitle("Few-shot curves on each target's evaluation half (band: min-max over draws)")
     return fig
