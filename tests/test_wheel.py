@@ -76,7 +76,9 @@ def venv(wheel: Path, tmp_path_factory) -> Path:
 
 def test_wheel_carries_the_package_data(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
-    for data in ("olmo-7b-0724.json.gz", "README.md", "LICENSE-Apache-2.0.txt"):
+    shipped = ("olmo-7b-0724.json.gz", "README.md", "LICENSE-Apache-2.0.txt")
+    pools = ("names-frequent-english-mini.tsv", "names-unseen-filipino.tsv")
+    for data in (*shipped, *pools):
         assert f"picomaml/data/assets/{data}" in names
     assert "picomaml/py.typed" in names and "picomaml/cli/main.py" in names
     assert not any(n.startswith(("tests/", "configs/")) for n in names)

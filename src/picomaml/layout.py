@@ -8,10 +8,12 @@ so a layout is implemented once:
 * a pretraining ``RUN_DIR``: ``config.yaml``, ``metrics.jsonl`` and ``checkpoints/``, which
   holds ``step_N/`` folders and ``latest``, a text file naming the newest complete one;
 * a fine-tuning ``RUN_DIR``: ``finetune.yaml``, ``train_log.jsonl``, ``model/``, ``run.json``,
-  ``results.json``, ``predictions/{code}.iob2``, ``confidence/{code}.jsonl``;
+  ``results.json``, ``predictions/{code}.iob2``, ``confidence/{code}.jsonl`` and, for
+  ``sampling: balanced``, ``sampling.json``;
 * a study ``RESULTS_DIR``: ``grid.yaml``, ``cells/<cell_id>/`` (a fine-tuning run dir plus
   ``cell.json``, ``cell.log`` and, on failure, ``error.json``), ``figures/``, ``tables/``,
-  ``report.md``;
+  ``report.md``; with ablations also ``derived/`` (rewritten test sets, few-shot halves and
+  draws, each with a JSON manifest, and ``derived/index.json``) and ``cache/features/``;
 * in each of those folders, while a command writes it: ``.picomaml.lock`` (:mod:`picomaml.locks`).
 
 Only names and the checkpoint-folder rules live here; what goes *into* a checkpoint is
@@ -65,6 +67,7 @@ BACKBONE_DIR = f"{MODEL_DIR}/backbone"
 RESULTS_JSON = "results.json"
 PREDICTIONS_DIR = "predictions"
 CONFIDENCE_DIR = "confidence"
+SAMPLING_JSON = "sampling.json"
 
 # --- study RESULTS_DIR ---------------------------------------------------------------------
 GRID_YAML = "grid.yaml"
@@ -75,6 +78,9 @@ ERROR_JSON = "error.json"
 FIGURES_DIR = "figures"
 TABLES_DIR = "tables"
 REPORT_MD = "report.md"
+DERIVED_DIR = "derived"
+DERIVED_INDEX = f"{DERIVED_DIR}/index.json"
+FEATURE_CACHE_DIR = "cache/features"
 
 
 def predictions_file(code: str) -> str:

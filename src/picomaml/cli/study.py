@@ -18,6 +18,12 @@ def _grid(args: argparse.Namespace) -> int:
     cfg = load_grid(args.config, args.overrides)
     results = Path(args.results) if args.results else Path("results") / cfg.name
     shard = parse_shard(args.shard) if args.shard else (0, 1)
+    if args.dry_run:
+        from picomaml.study.plan import describe
+
+        print("\n".join(describe(cfg, results, data_root(args, required=False))))
+        print("dry run: the config is valid; nothing was fetched, written or run")
+        return 0
     summary = run_grid(
         cfg, results, shard=shard, workers=args.workers, data_root=data_root(args, required=False)
     )
@@ -72,6 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int_arg("--workers", 1, MAX_WORKERS),
         default=1,
         help="cells run in parallel (processes)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate the grid and list its cells and ablations; fetch, write and run nothing",
     )
     p.add_argument("--data-dir", dest="sub_data_dir", help="data root (same as the global flag)")
     p.set_defaults(func=_grid)

@@ -13,6 +13,7 @@ the embedding size or any published checkpoint's shapes.
 
 from __future__ import annotations
 
+import functools
 import gzip
 from importlib import resources
 from pathlib import Path
@@ -38,17 +39,28 @@ def load_tokenizer(data_root: Path | None = None):
     size, because a different tokenizer would silently change every token id the models
     were trained on.
     """
-    from tokenizers import Tokenizer
-
     if data_root is not None and not Path(data_root).is_dir():
         raise PicomamlError(f"data root {data_root} does not exist")
     path = Path(data_root) / TOKENIZER_FILE if data_root is not None else None
     if path is not None and path.is_file():
+        stat = path.stat()
+        return _load(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    return _load(None, 0, 0)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str | None, mtime_ns: int, size: int):
+    """Parse and check a tokenizer once per process (a grid of many cells loads it twice
+    per cell); keyed by the file's identity so a changed file is read again. Callers only
+    encode with it, never change its settings."""
+    from tokenizers import Tokenizer
+
+    if path is not None:
         try:
-            tok = Tokenizer.from_file(str(path))
+            tok = Tokenizer.from_file(path)
         except Exception as exc:  # tokenizers raises plain Exception on a bad file
             raise PicomamlError(f"{path}: not a valid tokenizers JSON file ({exc})") from exc
-        origin = str(path)
+        origin = path
     else:
         origin = f"picomaml/data/{PACKAGED_TOKENIZER}"
         tok = Tokenizer.from_str(packaged_tokenizer_json())

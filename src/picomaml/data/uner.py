@@ -19,7 +19,9 @@ next position in the sentence, an empty token or tag, a tag that is not ``O``/``
 
 from __future__ import annotations
 
-from collections import Counter
+import dataclasses
+import hashlib
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,13 +104,40 @@ def _valid_tag_form(tag: str) -> bool:
     return bool(sep) and prefix in ("B", "I") and bool(etype)
 
 
+#: Files parsed in this process, by path and content digest: a study grid reads the same
+#: source split in every cell. Callers get copies, so nothing they change reaches the cache.
+_PARSED: OrderedDict[tuple[str, bytes], tuple[list[Sentence], ReadReport]] = OrderedDict()
+_PARSED_MAX = 8
+
+
 def read_iob2(path: str | Path) -> tuple[list[Sentence], ReadReport]:
-    """Read one ``.iob2`` file into sentences whose tags are all in :data:`LABELS`."""
+    """Read one ``.iob2`` file into sentences whose tags are all in :data:`LABELS`.
+
+    A file read before in this process with the same bytes is not parsed again.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise PicomamlError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    key = (str(path), hashlib.blake2b(raw, digest_size=16).digest())
+    if key not in _PARSED:
+        _PARSED[key] = _parse_iob2(path, raw)
+        while len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
+    _PARSED.move_to_end(key)
+    sentences, report = _PARSED[key]
+    copies = [Sentence(list(s.tokens), list(s.tags), s.sent_id, s.text) for s in sentences]
+    return copies, dataclasses.replace(
+        report,
+        files=list(report.files),
+        mapped_to_o=dict(report.mapped_to_o),
+        bom_files=list(report.bom_files),
+        crlf_files=list(report.crlf_files),
+    )
+
+
+def _parse_iob2(path: Path, raw: bytes) -> tuple[list[Sentence], ReadReport]:
     report = ReadReport(files=[str(path)])
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]

@@ -42,6 +42,10 @@ class FinetuneConfig:
     backbone's ``max_seq_len``); longer sentences are split into overlapping windows.
     ``eval_every`` is in optimizer steps; 0 means once at the end of every epoch.
     ``patience`` counts evaluations without improvement of source dev micro-F1.
+    ``sampling: balanced`` resamples the training sentences so PER, LOC and ORG spans are as
+    equal as the data allows, keeping their number (so the number of updates); seeded by
+    ``seed`` and recorded in ``sampling.json``. ``extra_train`` names an IOB2 file whose
+    sentences are added to the training data (few-shot target sentences).
     """
 
     backbone: str
@@ -66,6 +70,8 @@ class FinetuneConfig:
     feature_batch_size: int = 32
     feature_cache_dir: str | None = None
     device: str = "auto"
+    sampling: Literal["natural", "balanced"] = "natural"
+    extra_train: str | None = None
 
     def __post_init__(self) -> None:
         _check(bool(self.backbone), "backbone", "a path to a backbone", self.backbone)
@@ -95,6 +101,12 @@ class FinetuneConfig:
             "feature_batch_size",
             "an integer >= 1",
             self.feature_batch_size,
+        )
+        _check(
+            self.extra_train is None or bool(self.extra_train),
+            "extra_train",
+            "null or the path of an IOB2 file",
+            self.extra_train,
         )
         _check(
             self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),

@@ -15,14 +15,21 @@
 Default datasets: ``tl_trg tl_ugnayan ceb_gja``, the six PUD sets, and the source's own test
 set; for source ``all`` each of the nine sources' test sets is scored *separately* (under its
 own code), so a number keyed ``sk_snk`` always means the same test set in every run.
+
+``derived`` adds test sets read from IOB2 files (the ablations' rewritten target sets and
+few-shot evaluation halves), each scored under its own key; its entry in ``results.json``
+records the file and its SHA-256 under ``derived``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +42,7 @@ from picomaml import layout
 from picomaml.config import check_seed, load_config, to_dict
 from picomaml.data.registry import DATASETS, PUD, SOURCES, TARGETS, dataset_splits
 from picomaml.data.tokenizer import EOS_ID, load_tokenizer
-from picomaml.data.uner import Sentence
+from picomaml.data.uner import Sentence, read_iob2
 from picomaml.errors import PicomamlError
 from picomaml.fileio import atomic_writer, read_json_object, remove_stale_temps, write_json
 from picomaml.layout import BACKBONE_DIR, CRF_HEAD, FINETUNE_YAML, RESULTS_JSON, RUN_JSON
@@ -218,6 +225,31 @@ def check_datasets(datasets: Sequence[str]) -> list[str]:
     return codes
 
 
+_DERIVED_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
+def load_derived(derived: Mapping[str, Path]) -> dict[str, tuple[list[Sentence], dict[str, Any]]]:
+    """Read the ``derived`` test sets (key -> IOB2 file): sentences and what was read, with
+    the file and its SHA-256. A key must be a file name and no registry code."""
+    out = {}
+    for key, path in derived.items():
+        if not _DERIVED_KEY.fullmatch(key) or key in DATASETS or key == "all":
+            raise PicomamlError(
+                f"derived test set {key!r}: expected a name of letters, digits and _.+- that "
+                "is no dataset code"
+            )
+        path = Path(path)
+        if not path.is_file():
+            raise PicomamlError(f"derived test set {key}: file not found: {path}")
+        sentences, report = read_iob2(path)
+        info = {
+            "read_report": json.loads(json.dumps(dataclasses.asdict(report), default=str)),
+            "derived": {"file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
+        }
+        out[key] = (sentences, info)
+    return out
+
+
 def _output_dirs(run_dir: Path) -> None:
     """Create ``predictions/`` and ``confidence/`` now: a file in their place or a read-only
     run dir stops the command before the model is run."""
@@ -251,9 +283,11 @@ def evaluate_run(
     device: str = "auto",
     log: Logger | None = stderr_log,
     progress: bool | None = False,
+    derived: Mapping[str, Path] | None = None,
 ) -> Path:
     """Score ``run_dir`` on ``datasets`` (default: see module docstring) read from the
-    resolved ``data_root``; returns results.json.
+    resolved ``data_root``, and on the ``derived`` test sets; returns results.json.
+    ``datasets=[]`` with ``derived`` scores the derived sets alone.
 
     Every argument is checked and every test set read before the model runs. ``progress``: a
     tqdm bar per dataset (None: only on a terminal).
@@ -265,8 +299,12 @@ def evaluate_run(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PicomamlError(f"run dir {run_dir} does not exist")
+    extra = load_derived(derived or {})
+    only_derived = datasets is not None and not datasets and bool(extra)
     with folder_lock(run_dir, "evaluate"):
-        return _evaluate_locked(run_dir, data_root, codes, n_resamples, seed, device, log, progress)
+        return _evaluate_locked(
+            run_dir, data_root, codes, n_resamples, seed, device, log, progress, extra, only_derived
+        )
 
 
 def _evaluate_locked(
@@ -278,6 +316,8 @@ def _evaluate_locked(
     device: str,
     log: Logger | None,
     progress: bool | None,
+    extra: dict[str, Any],
+    only_derived: bool,
 ) -> Path:
     say = log or (lambda _msg: None)
     results_path = run_dir / RESULTS_JSON
@@ -285,8 +325,9 @@ def _evaluate_locked(
     remove_stale_temps(run_dir)
     loaded = load_run(run_dir, device=device, data_root=data_root)
     if codes is None:
-        codes = check_datasets(default_datasets(loaded.run["source"]))
+        codes = [] if only_derived else check_datasets(default_datasets(loaded.run["source"]))
     test_sets = {code: load_sentences(code, "test", data_root, log=say) for code in codes}
+    test_sets.update(extra)
     _output_dirs(run_dir)
     out: dict[str, Any] = {}
     for code, (sentences, info) in test_sets.items():
@@ -297,6 +338,8 @@ def _evaluate_locked(
         gold = [list(s.tags) for s in sentences]
         entry = score_dataset(gold, pred, n_resamples, seed)
         entry["read_report"] = info["read_report"]
+        if "derived" in info:
+            entry["derived"] = info["derived"]
         out[code] = entry
         write_predictions(run_dir / layout.predictions_file(code), sentences, pred)
         write_confidence(run_dir / layout.confidence_file(code), sentences, pred, p_gold)

@@ -140,6 +140,11 @@ class FeatureCache:
         return [self[i] for i in range(len(self))]
 
     @classmethod
+    def concat(cls, caches: Sequence[FeatureCache]) -> FeatureCache:
+        """The caches' sentences one after the other (a cached part plus a fresh one)."""
+        return cls(torch.cat([c.flat for c in caches]), [n for c in caches for n in c.lengths])
+
+    @classmethod
     @torch.no_grad()
     def build(
         cls,

@@ -68,6 +68,7 @@ from picomaml.ner.tagger import (
     stderr_log,
     tag_ids,
 )
+from picomaml.ner.train_data import read_extra_train, training_sentences
 from picomaml.seeding import seed_everything
 
 
@@ -122,6 +123,7 @@ class Split:
     encoded: list[list[Window]] = field(default_factory=list)
     n_words: list[int] = field(default_factory=list)
     cache: FeatureCache | None = None
+    n_extra: int = 0  # trailing sentences from ``extra_train`` (never read from a cache)
 
 
 @dataclass
@@ -149,7 +151,7 @@ def _prepare_out_dir(out_dir: Path, overwrite: bool) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)
     # Outputs of an earlier run here would describe another model: remove them.
-    for name in (layout.RUN_JSON, layout.TRAIN_LOG, layout.RESULTS_JSON):
+    for name in (layout.RUN_JSON, layout.TRAIN_LOG, layout.RESULTS_JSON, layout.SAMPLING_JSON):
         (out_dir / name).unlink(missing_ok=True)
     for name in (layout.MODEL_DIR, layout.PREDICTIONS_DIR, layout.CONFIDENCE_DIR):
         if (out_dir / name).is_dir():
@@ -183,11 +185,17 @@ def prepare(
     dev = Split(*load_sentences(cfg.source, cfg.dev_split, data_root, cfg.max_dev_sentences, say))
     if not train.sentences:
         raise PicomamlError(f"source {cfg.source}: the train split has no sentences")
+    extra, extra_info = read_extra_train(cfg.extra_train) if cfg.extra_train else ([], None)
     tokenizer = load_tokenizer(data_root)
     check_vocab(model.config, tokenizer.get_vocab_size(), f"backbone {resolved.requested}")
     _prepare_out_dir(out_dir, overwrite)
     save_config(cfg, out_dir / layout.FINETUNE_YAML)
     seed_everything(cfg.seed)
+    train.sentences, sampling = training_sentences(train.sentences, cfg.sampling, cfg.seed, extra)
+    train.n_extra = len(extra)
+    train.info.update(sampling=cfg.sampling, extra_train=extra_info)
+    if sampling is not None:
+        write_json(out_dir / layout.SAMPLING_JSON, sampling)
     t0 = time.perf_counter()
     _encode(train, tokenizer, window)
     _encode(dev, tokenizer, window)
@@ -199,21 +207,48 @@ def prepare(
         p.requires_grad_(full)
     if not full:
         model.eval()
-        cache_dir = Path(cfg.feature_cache_dir) if cfg.feature_cache_dir else None
         for name, split in (("train", train), ("dev", dev)):
-            path = None
-            if cache_dir is not None:
-                words = [s.tokens for s in split.sentences]
-                path = cache_dir / f"{cache_key(resolved.folder, words, window)}.pt"
             n_windows = sum(len(windows) for windows in split.encoded)
             with progress_bar(f"features {cfg.source} {name}", n_windows, progress) as update:
-                split.cache = FeatureCache.build(
-                    model, split.encoded, split.n_words, cfg.feature_batch_size, path, update
-                )
+                split.cache = _frozen_features(cfg, model, resolved, window, split, update)
         assert train.cache is not None
         train.cache.flat = train.cache.flat.to(device)
     features_s = time.perf_counter() - t0
     return Prepared(model, resolved, tagger, device, window, train, dev, features_s)
+
+
+def _frozen_features(
+    cfg: FinetuneConfig,
+    model: PicoDecoder,
+    resolved: ResolvedBackbone,
+    window: int,
+    split: Split,
+    update: Any,
+) -> FeatureCache:
+    """Frozen-backbone features of ``split``: the source part from the on-disk cache when
+    ``feature_cache_dir`` is set, the ``extra_train`` part always computed (it changes with
+    every few-shot draw, the source part does not)."""
+    cache_dir = Path(cfg.feature_cache_dir) if cfg.feature_cache_dir else None
+    cut = len(split.sentences) - split.n_extra
+    parts = []
+    for lo, hi, cached in ((0, cut, True), (cut, len(split.sentences), False)):
+        if lo == hi:
+            continue
+        path = None
+        if cache_dir is not None and cached:
+            words = [s.tokens for s in split.sentences[lo:hi]]
+            path = cache_dir / f"{cache_key(resolved.folder, words, window)}.pt"
+        parts.append(
+            FeatureCache.build(
+                model,
+                split.encoded[lo:hi],
+                split.n_words[lo:hi],
+                cfg.feature_batch_size,
+                path,
+                update,
+            )
+        )
+    return parts[0] if len(parts) == 1 else FeatureCache.concat(parts)
 
 
 # --- train ---------------------------------------------------------------------------------
@@ -399,6 +434,7 @@ def write_run(cfg: FinetuneConfig, prep: Prepared, out: Outcome, out_dir: Path) 
         "stopped_early": out.stopped_early,
         "window": prep.window,
         "learning_rate": cfg.learning_rate,
+        "sampling": cfg.sampling,
         "data": {"train": prep.train.info, "dev": prep.dev.info},
         "timing": {
             "features_s": prep.features_s,

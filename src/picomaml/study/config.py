@@ -16,10 +16,12 @@ from typing import Any, Literal
 
 from picomaml import layout
 from picomaml.config import Regime, check, from_dict, load_config
+from picomaml.data.particles import TARGET_LANGUAGE, target_particles
 from picomaml.data.registry import PUD, SOURCES, TARGETS
 from picomaml.errors import PicomamlError
 from picomaml.model.hub import STEP_DIR_RE, is_hub_ref, parse_hub_ref
 from picomaml.ner.config import FinetuneConfig
+from picomaml.study.ablation_config import AblationSpec
 
 SOURCE_CODES: tuple[str, ...] = SOURCES
 PUD_CODES: tuple[str, ...] = PUD
@@ -27,12 +29,9 @@ TARGET_CODES: tuple[str, ...] = TARGETS
 #: ``source`` in an evaluation list means "the fine-tuning source's own test set".
 EVAL_CHOICES: tuple[str, ...] = (*TARGET_CODES, *PUD_CODES, *SOURCE_CODES, "source")
 
-#: Personal case particles (Appendix D.2 / Figure 8), keyed by target dataset code.
-DEFAULT_PARTICLES: dict[str, list[str]] = {
-    "tl_trg": ["si", "ni", "kay", "sina", "nina", "kina"],
-    "tl_ugnayan": ["si", "ni", "kay", "sina", "nina", "kina"],
-    "ceb_gja": ["si", "ni", "kang"],
-}
+#: Personal case particles (Appendix D.2 / Figure 8), keyed by target dataset code; the
+#: lists come from the one table in :mod:`picomaml.data.particles`.
+DEFAULT_PARTICLES: dict[str, list[str]] = {code: target_particles(code) for code in TARGET_LANGUAGE}
 
 
 @dataclass
@@ -218,6 +217,7 @@ class GridConfig:
     evaluate: EvaluateSpec = field(default_factory=EvaluateSpec)
     sweeps: list[SweepSpec] = field(default_factory=list)
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+    ablations: AblationSpec = field(default_factory=AblationSpec)
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -246,6 +246,7 @@ class GridConfig:
             raise PicomamlError(
                 f"finetune: {sorted(reserved)} are set per cell by the grid; remove them"
             )
+        _check_ablations(self)
 
     def backbone(self, variant: str, size: str) -> BackboneSpec:
         """The backbone entry for (variant, size)."""
@@ -253,6 +254,27 @@ class GridConfig:
             if b.variant == variant and b.size == size:
                 return b
         raise KeyError((variant, size))
+
+
+def _check_ablations(cfg: GridConfig) -> None:
+    """Rules between ``ablations`` and the rest of the grid."""
+    ab = cfg.ablations
+    if ab.balance is not None:
+        if cfg.finetune.get("sampling", "natural") != "natural":
+            raise PicomamlError(
+                "ablations.balance: compares balanced cells with the natural main cells, so "
+                f"finetune.sampling must stay natural (got {cfg.finetune['sampling']!r})"
+            )
+        for key, values, allowed in (
+            ("regimes", ab.balance.regimes, cfg.regimes),
+            ("sources", ab.balance.sources, cfg.sources),
+        ):
+            extra = [v for v in values or [] if v not in allowed]
+            if extra:
+                raise PicomamlError(
+                    f"ablations.balance.{key}: {extra} are not in the grid's {key} {allowed} "
+                    "(each balanced cell is compared with the main cell beside it)"
+                )
 
 
 def _check_reference(ref: str, key: str) -> None:
@@ -331,6 +353,9 @@ def load_grid(path: str | Path, overrides: list[str] | None = None) -> GridConfi
     """Load and fully validate a grid YAML (including the ``finetune`` section)."""
     cfg = load_config(GridConfig, path, overrides)
     validate_finetune_keys(cfg.finetune, where=f"{path}: finetune")
+    if cfg.ablations.fewshot is not None:
+        merged = {**cfg.finetune, **cfg.ablations.fewshot.finetune}
+        validate_finetune_keys(merged, where=f"{path}: ablations.fewshot.finetune")
     return cfg
 
 

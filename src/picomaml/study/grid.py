@@ -45,13 +45,15 @@ from picomaml.ner.evaluate import evaluate_run
 from picomaml.ner.finetune import finetune
 from picomaml.process import Terminated, setup_worker, terminating
 from picomaml.study.config import BackboneSpec, GridConfig, build_finetune_config
+from picomaml.study.derived import prepare_derived
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One fine-tune + evaluate job. ``step`` is None for the backbone's final weights."""
+    """One fine-tune + evaluate job. ``step`` is None for the backbone's final weights;
+    ``target``/``k``/``draw`` place a few-shot cell (``picomaml.study.ablations``)."""
 
-    kind: str  # "main" or "sweep"
+    kind: str  # "main", "sweep", or an ablation's: "balanced", "fewshot"
     variant: str
     size: str
     regime: str
@@ -59,6 +61,9 @@ class Cell:
     seed: int
     backbone: str
     step: int | None = None
+    target: str | None = None
+    k: int | None = None
+    draw: int | None = None
 
     @property
     def cell_id(self) -> str:
@@ -66,6 +71,12 @@ class Cell:
         base = f"{self.variant}-{self.size}-{self.regime}-{self.source}-s{self.seed}"
         if self.kind == "sweep":
             return f"sweep-{base}-step{self.step:06d}"
+        if self.kind == "balanced":
+            return f"balanced-{base}"
+        if self.kind == "fewshot":
+            if not self.k:
+                return f"fewshot-{base}-k00"
+            return f"fewshot-{base}-{self.target}-k{self.k:02d}-d{self.draw}"
         return base
 
 
@@ -125,6 +136,9 @@ def expand_cells(cfg: GridConfig, results_dir: Path) -> list[Cell]:
                                         step,
                                     )
                                 )
+    from picomaml.study.ablations import ablation_cells  # builds on Cell, defined here
+
+    cells += ablation_cells(cfg, results_dir)
     ids = [c.cell_id for c in cells]
     if len(set(ids)) != len(ids):
         raise PicomamlError("grid expands to duplicate cells; check sweeps for repeated entries")
@@ -323,6 +337,7 @@ def run_grid(
     runner = runner or finetune_and_evaluate
     write_grid_copy(cfg, results_dir)
     cells = shard_cells(expand_cells(cfg, results_dir), *shard)
+    prepare_derived(cfg, results_dir, data_root, _say if progress else None)
     cells_dir = results_dir / layout.CELLS_DIR
     todo = [c for c in cells if not is_done(cells_dir / c.cell_id)]
     skipped = [c.cell_id for c in cells if is_done(cells_dir / c.cell_id)]
@@ -414,8 +429,15 @@ def finetune_and_evaluate(
     cell: Cell, cell_dir: Path, cfg: GridConfig, data_root: Path | None
 ) -> None:
     """The default cell runner: ``picomaml finetune`` then ``picomaml evaluate``."""
+    from picomaml.study.ablations import cell_plan  # builds on Cell, defined here
+
+    plan = cell_plan(cell, cfg, cell_dir.parent.parent)
     ft_cfg = build_finetune_config(
-        cfg.finetune, backbone=cell.backbone, source=cell.source, regime=cell.regime, seed=cell.seed
+        {**cfg.finetune, **plan.finetune},
+        backbone=cell.backbone,
+        source=cell.source,
+        regime=cell.regime,
+        seed=cell.seed,
     )
     if data_root is None:
         raise no_data_root_error()
@@ -427,4 +449,12 @@ def finetune_and_evaluate(
     # "source" = the source's own test set; for "all", evaluate scores each of the
     # nine sources' test sets under its own code.
     datasets = [cell.source if d == "source" else d for d in cfg.evaluate.datasets]
-    evaluate_run(cell_dir, data_root=data_root, datasets=list(dict.fromkeys(datasets)), log=log)
+    if plan.datasets is not None:
+        datasets = plan.datasets
+    evaluate_run(
+        cell_dir,
+        data_root=data_root,
+        datasets=list(dict.fromkeys(datasets)),
+        log=log,
+        derived=plan.derived,
+    )

@@ -154,15 +154,20 @@ def span_statistics(
 def particle_spans(
     tokens: Sequence[str], tags: Sequence[str], particles: Iterable[str], etype: str = "PER"
 ) -> list[tuple[Span, bool]]:
-    """Gold ``etype`` spans, each flagged True when the word directly before it is a
-    case particle (case-insensitive, e.g. Tagalog "si Maria")."""
-    pset = {p.lower() for p in particles}
+    """Gold ``etype`` spans, each flagged True when the words directly before it are a
+    case particle (case-insensitive, e.g. Tagalog "si Maria"; a particle of several words,
+    such as Cebuano "sila ni", must match all of them)."""
+    words = [tuple(p.lower().split()) for p in particles]
+    lowered = [t.lower() for t in tokens]
     out = []
     for span in spans(tags):
         if span[0] != etype:
             continue
         start = span[1]
-        out.append((span, start > 0 and tokens[start - 1].lower() in pset))
+        flag = any(
+            0 < len(w) <= start and tuple(lowered[start - len(w) : start]) == w for w in words
+        )
+        out.append((span, flag))
     return out
 
 

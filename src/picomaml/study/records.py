@@ -51,6 +51,10 @@ class CellRecord:
     finetune_cfg: dict[str, Any] = field(default_factory=dict)
     sentences: dict[str, list[Sentence]] = field(default_factory=dict)
     has_confidence: dict[str, bool] = field(default_factory=dict)
+    sampling: dict[str, Any] | None = None  # sampling.json of a balanced cell
+    target: str | None = None  # few-shot cells: the target, k and draw
+    k: int | None = None
+    draw: int | None = None
 
     def file(self, name: str) -> str:
         """Citation path of a file of this cell."""
@@ -119,6 +123,7 @@ class StudyData:
     failed: list[dict[str, Any]]
     incomplete: list[str]
     warnings: list[str] = field(default_factory=list)
+    derived: dict[str, Any] = field(default_factory=dict)  # derived/index.json
     _pretrain: dict[Path, PretrainRun] = field(default_factory=dict, repr=False)
 
     def pretrain_run(self, cell: CellRecord) -> PretrainRun | None:
@@ -138,6 +143,10 @@ class StudyData:
     def sweep(self) -> list[CellRecord]:
         """Cells of checkpoint sweeps."""
         return [c for c in self.cells if c.kind == "sweep"]
+
+    def of_kind(self, kind: str) -> list[CellRecord]:
+        """Cells of one kind (``balanced``, ``fewshot``, ...)."""
+        return [c for c in self.cells if c.kind == kind]
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
@@ -211,6 +220,9 @@ def _cell_meta(cell_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
         "source": meta.get("source") or run.get("source"),
         "seed": int(meta.get("seed", run.get("seed", 0))),
         "step": None if step is None else int(step),
+        "target": meta.get("target"),
+        "k": meta.get("k"),
+        "draw": meta.get("draw"),
     }
 
 
@@ -234,7 +246,11 @@ def load_cell(cell_dir: Path, rel: str, datasets: tuple[str, ...] = TARGETS) -> 
     ft = cell_dir / layout.FINETUNE_YAML
     if ft.is_file():
         rec.finetune_cfg = parse_yaml(ft.read_text(encoding="utf-8")) or {}
-    for code in datasets:
+    sampling = cell_dir / layout.SAMPLING_JSON
+    if sampling.is_file():
+        rec.sampling = read_json(sampling)
+    derived = [k for k, v in rec.datasets.items() if isinstance(v, dict) and v.get("derived")]
+    for code in [*datasets, *derived]:
         conf = cell_dir / layout.confidence_file(code)
         pred = cell_dir / layout.predictions_file(code)
         if conf.is_file():
@@ -273,4 +289,6 @@ def load_study(results_dir: str | Path) -> StudyData:
             failed.append({"cell_id": cell_dir.name, "message": err.get("message", ""), "rel": rel})
         else:
             incomplete.append(cell_dir.name)
-    return StudyData(results_dir, grid or {}, cells, failed, incomplete, warnings)
+    index = results_dir / layout.DERIVED_INDEX
+    derived = read_json(index) if index.is_file() else {}
+    return StudyData(results_dir, grid or {}, cells, failed, incomplete, warnings, derived)

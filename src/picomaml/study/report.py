@@ -87,7 +87,10 @@ def _cite(table: Table, json_name: str, results_dir: Path | None, limit: int = 4
 
 def relative_path(path: str | Path, results_dir: Path) -> str:
     """``path`` relative to the results dir, so a report reads the same on every machine
-    (a path on another drive stays as it is)."""
+    (a path on another drive stays as it is; a relative path, such as a cell's
+    ``cells/<id>/results.json``, already is relative to it)."""
+    if not os.path.isabs(path):
+        return str(path)
     try:
         return os.path.relpath(path, results_dir)
     except ValueError:
@@ -194,9 +197,10 @@ def finetune_differences(ft: dict[str, set], numbers: list[PaperNumber]) -> list
 
 
 def finetune_settings(data: StudyData) -> dict[str, set]:
-    """Every fine-tuning config key and the set of values it took across cells."""
+    """Every fine-tuning config key and the set of values it took across the main-grid and
+    sweep cells (the ablations' cells describe their own settings in their analyses)."""
     values: dict[str, set] = defaultdict(set)
-    for c in data.cells:
+    for c in data.main() + data.sweep():
         for k, v in _flatten(c.finetune_cfg).items():
             values[k].add(json.dumps(v, sort_keys=True) if isinstance(v, (list, dict)) else v)
     return values

@@ -9,13 +9,23 @@ comes through :mod:`picomaml.study.records`.
 
 Modules: :mod:`.kit` (containers, pairing, shared helpers), one module per family
 (:mod:`.zero_shot` 1-3, :mod:`.sweeps` 4-6, :mod:`.convergence` 7, :mod:`.language` 8-9,
-:mod:`.pairs` 10-11, :mod:`.pretraining` 12-13) and :mod:`.plots`.
+:mod:`.pairs` 10-11, :mod:`.pretraining` 12-13, and the ablations of Section 4.2:
+:mod:`.ablations_eval` 14 and 16, :mod:`.ablations_train` 15 and 17) and :mod:`.plots`
+(:mod:`.ablation_plots` for the ablations).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from picomaml.study.analyses.ablations_eval import (
+    analysis_name_ablation,
+    analysis_particle_ablation,
+)
+from picomaml.study.analyses.ablations_train import (
+    analysis_balance_ablation,
+    analysis_fewshot_ablation,
+)
 from picomaml.study.analyses.convergence import (
     analysis_convergence,
     convergence_deltas,
@@ -64,14 +74,29 @@ ANALYSES: list[Callable[[StudyData, Context], Analysis]] = [
     analysis_pretraining,
     analysis_probe,
 ]
+#: The ablations of Section 4.2 (``ablations:`` in the grid), reported after the others.
+ABLATION_ANALYSES: list[Callable[[StudyData, Context], Analysis]] = [
+    analysis_particle_ablation,
+    analysis_balance_ablation,
+    analysis_name_ablation,
+    analysis_fewshot_ablation,
+]
+
+
+def has_ablations(data: StudyData) -> bool:
+    """Whether the grid ran any ablation (a grid without one gets no ablation sections)."""
+    configured = any((data.grid.get("ablations") or {}).values())
+    return configured or bool(data.derived) or bool(data.of_kind("balanced"))
 
 
 def run_all(data: StudyData, ctx: Context) -> list[Analysis]:
-    """Every analysis, in the paper's order."""
-    return [fn(data, ctx) for fn in ANALYSES]
+    """Every analysis, in the paper's order, then the ablations the grid ran."""
+    extra = ABLATION_ANALYSES if has_ablations(data) else []
+    return [fn(data, ctx) for fn in [*ANALYSES, *extra]]
 
 
 __all__ = [
+    "ABLATION_ANALYSES",
     "ANALYSES",
     "Analysis",
     "Context",

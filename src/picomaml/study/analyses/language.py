@@ -111,7 +111,7 @@ def analysis_particles(data: StudyData, ctx: Context) -> Analysis:
                 {
                     "dataset": t,
                     "variant": variant,
-                    "particles": " ".join(particles),
+                    "particles": ", ".join(particles),
                     "gold PER spans": r["per_spans"],
                     "preceded by particle (%)": pct(r["particle_share"]),
                     "recall after particle (%)": pct(mpart),
