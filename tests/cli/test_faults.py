@@ -572,9 +572,9 @@ def test_every_command_takes_data_dir_after_it() -> None:
 @pytest.mark.parametrize(
     "command,handler",
     [
-        (["grid", "g.yaml", "a.b=1", "--workers", "2", "c.d=2"], "picomaml.cli.study._grid"),
-        (["finetune", "a=1", "--out", "X", "b=2"], "picomaml.cli.finetune._run"),
-        (["pretrain", "a.b=1", "--config", "c.yaml", "c.d=2"], "picomaml.cli.pretrain._run"),
+        (["grid", "g.yaml", "a.b=1", "--workers", "2", "c.d=2"], "picomaml.cli.study.grid_command"),
+        (["finetune", "a=1", "--out", "X", "b=2"], "picomaml.cli.finetune.run"),
+        (["pretrain", "a.b=1", "--config", "c.yaml", "c.d=2"], "picomaml.cli.pretrain.run"),
     ],
 )
 def test_overrides_anywhere_on_the_line(

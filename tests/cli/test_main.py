@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,13 +12,38 @@ import pytest
 from picomaml.cli.main import main
 from picomaml.errors import PicomamlError
 
+COMMANDS = [
+    "data",
+    "model",
+    "pretrain",
+    "probe",
+    "finetune",
+    "evaluate",
+    "tag",
+    "push",
+    "bench",
+    "grid",
+    "report",
+    "demo",
+]
 
-def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
+
+def test_help_lists_every_command_once_with_its_summary(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The command table of ``--help``: exactly these commands, in this order, each with its
+    one-line summary (a dropped ``register`` or a command listed twice fails)."""
+    with pytest.raises(SystemExit) as stop:
         main(["--help"])
+    assert stop.value.code == 0
     out = capsys.readouterr().out
-    for command in ["data", "model", "pretrain", "finetune", "evaluate", "tag", "grid", "report"]:
-        assert command in out
+    table = out.split("  COMMAND\n", 1)[1].split("\noptions:", 1)[0]
+    # A command starts a row at four spaces; wrapped summaries are indented further.
+    rows = re.findall(r"^    (\S+) +(\S.*)$", table, re.M)
+    assert [name for name, _ in rows] == COMMANDS
+    summaries = dict(rows)
+    assert summaries["tag"] == "tag text with a fine-tuned run"
+    assert summaries["grid"].startswith("run an experiment grid")
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -251,31 +251,6 @@ def test_bad_shapes_are_rejected() -> None:
         crf.log_likelihood(em, torch.full((2, 3), 3), torch.ones(2, 3, dtype=torch.bool))
 
 
-def test_bench_main_writes_json(tmp_path, monkeypatch) -> None:
-    """``bench ner`` writes one JSON object: the environment plus one entry per benchmark.
-
-    The benchmarks themselves are shrunk here (the head-cache one has its own test): this
-    checks the report's layout, not timings.
-    """
-    import argparse
-    import json
-
-    from picomaml.ner import bench
-
-    assert [name for name, _ in bench.BENCHES] == ["crf", "head_cache"]
-    small = [("crf", lambda args: bench.bench_crf(batch=4, length=5, iters=args.iters))]
-    monkeypatch.setattr(bench, "BENCHES", small)
-    out = tmp_path / "ner.json"
-    assert bench.main(argparse.Namespace(out=str(out), iters=1)) == 0
-    report = json.loads(out.read_text())
-    assert set(report) == {"env", "crf"} and report["env"]["torch"] == torch.__version__
-    cpu = report["crf"]["devices"]["cpu"]
-    assert report["crf"]["batch"] == 4 and report["crf"]["length"] == 5
-    assert report["crf"]["iters"] == 1
-    assert set(cpu) == {"loglik_fwd_bwd", "viterbi", "marginals"}
-    assert all(v["sequences_per_s"] > 0 for v in cpu.values())
-
-
 def test_tagger_learns_a_decodable_tagging() -> None:
     """End-to-end learnability: NLL training + Viterbi recover spans that the features and the
     transitions determine (a name word after a name word is I-, else B-), F1 near 1."""

@@ -1,6 +1,7 @@
-"""Command-line interface: one module per pipeline stage, each with ``register(subparsers)``.
+"""Command-line interface: per pipeline stage, a parser and a handler module.
 
-Stage modules import their stack (torch, Lightning, matplotlib) inside the command handler,
-not at the top: building the parser imports every stage module, and ``picomaml --help`` or a
-one-line user error must not pay seconds for loading torch.
+:mod:`picomaml.cli.parsers` holds the parsers (``register(subparsers)``, argparse-level code
+only); ``picomaml.cli.<stage>`` holds what the commands do and imports their stack (torch,
+Lightning, matplotlib) at the top. The parser names each handler as a string, so building the
+parser (``picomaml --help``, a one-line usage error) never pays seconds for loading torch.
 """

@@ -1,26 +1,21 @@
-"""CLI: ``picomaml bench pretrain``, ``bench ner`` and ``bench tag`` (speed benchmarks), and
-``picomaml bench meta`` (does the MAML episode learn, on synthetic features).
-
-Benchmarks are measurements, not timed tests: they write a JSON report (``--out``)
-and print a summary. Each is imported only when asked for, so ``bench ner`` does
-not pay for importing the pretraining stack and vice versa.
-"""
+"""What ``picomaml bench`` does: each subcommand turns its flags into the typed arguments of a
+benchmark in :mod:`picomaml.bench` (parser: :mod:`picomaml.cli.parsers.bench`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from picomaml.cli.common import data_root, int_arg
-from picomaml.config import MAX_SEED, SIZES
-from picomaml.errors import PicomamlError
+from picomaml.bench import meta as meta_bench
+from picomaml.bench import ner as ner_bench
+from picomaml.bench import pretrain as pretrain_bench
+from picomaml.bench import tag as tag_bench
+from picomaml.cli.common import data_root
 
 
-def _pretrain(args: argparse.Namespace) -> int:
-    from picomaml.pretrain.bench import main
-
-    # Without a data root the bench uses a synthetic token pool (timings do not depend on
-    # token identities).
-    main(
+def pretrain_command(args: argparse.Namespace) -> int:
+    """``bench pretrain``; without a data root the bench uses a synthetic token pool (timings
+    do not depend on token identities)."""
+    pretrain_bench.main(
         size=args.size,
         out=args.out,
         data_root=data_root(args, required=False),
@@ -42,59 +37,33 @@ def _pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _meta(args: argparse.Namespace) -> int:
-    import torch
-
-    from picomaml.fileio import write_json
-    from picomaml.pretrain.config import MetaSection
-    from picomaml.pretrain.synthetic import (
-        VARIANTS,
-        SyntheticTask,
-        compare_variants,
-        summary_line,
+def meta_command(args: argparse.Namespace) -> int:
+    """``bench meta``: one table row per variant, every curve to ``--out``."""
+    settings = meta_bench.MetaBenchSettings(
+        ways=args.ways,
+        shots=args.shots,
+        queries=args.queries,
+        dim=args.dim,
+        snr=args.snr,
+        shared=args.shared,
+        episodes=args.episodes,
+        seed=args.seed,
     )
-
-    names = args.variants or list(VARIANTS)
-    unknown = [v for v in names if v not in VARIANTS]
-    if unknown:
-        raise PicomamlError(
-            f"bench meta: unknown variant(s) {', '.join(unknown)}; expected {', '.join(VARIANTS)}"
-        )
-    torch.set_num_threads(1)
-    meta = MetaSection(
-        enabled=True, ways=args.ways, shots=args.shots, queries=args.queries, min_word_count=8
-    )
-    task = SyntheticTask(
-        d=args.dim, snr=args.snr, shared=args.shared, episodes=args.episodes, seed=args.seed
-    )
-    print(
-        f"| variant ({args.ways}-way {args.shots}-shot, d={args.dim}, SNR {args.snr:g}, shared "
-        f"{args.shared:g}, {args.episodes} episodes, seed {args.seed}) | held-out loss start | "
-        "end | accuracy start | end | ln N |"
-    )
-    print("|---|---|---|---|---|---|")
-    results = {}
-    for name in names:
-        results.update(compare_variants(meta, task, [name]))
-        print(summary_line(name, results[name]), flush=True)
-    if args.out:
-        write_json(args.out, results)
-        print(f"wrote {args.out}")
+    meta_bench.main(settings, args.variants, args.out)
     return 0
 
 
-def _ner(args: argparse.Namespace) -> int:
-    from picomaml.ner.bench import main
+def ner_command(args: argparse.Namespace) -> int:
+    """``bench ner``: the head-cache benchmark reads sentences; the CRF one needs no data."""
+    settings = ner_bench.NerBenchSettings(
+        quick=args.quick, iters=args.iters, data_root=data_root(args, required=False)
+    )
+    return ner_bench.main(settings, args.out)
 
-    # The head-cache benchmark reads sentences; the CRF one needs no data.
-    args.data_root = data_root(args, required=False)
-    return int(main(args) or 0)
 
-
-def _tag(args: argparse.Namespace) -> int:
-    from picomaml.ner.bench_tag import main
-
-    main(
+def tag_command(args: argparse.Namespace) -> int:
+    """``bench tag``: a fine-tuning run (``--run``) or a random model of ``--size``."""
+    tag_bench.main(
         run_dir=args.run,
         size=args.size,
         device=args.device,
@@ -105,148 +74,3 @@ def _tag(args: argparse.Namespace) -> int:
         data_root=data_root(args, required=False),
     )
     return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``bench`` command with its ``pretrain``, ``meta``, ``ner`` and ``tag``
-    subcommands."""
-    parser = sub.add_parser("bench", help="speed benchmarks (JSON reports)")
-    which = parser.add_subparsers(dest="bench", metavar="BENCH")
-    parser.set_defaults(func=lambda a: parser.print_help() or 2)
-
-    p = which.add_parser(
-        "pretrain",
-        help="AR vs first-order MAML micro-batch throughput at equal token counts",
-    )
-    p.add_argument("--size", default="tiny", choices=list(SIZES))
-    p.add_argument("--out", default=None, help="write the JSON report here")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument(
-        "--ways",
-        type=int_arg("--ways", 2),
-        default=None,
-        help="episode ways (default 32 on CUDA, 8 on CPU)",
-    )
-    p.add_argument(
-        "--seq-len", type=int_arg("--seq-len", 1), default=2048, help="AR row length (default 2048)"
-    )
-    p.add_argument(
-        "--warmup",
-        type=int_arg("--warmup", 0),
-        default=None,
-        help="untimed iterations per branch (2 CUDA, 1 CPU)",
-    )
-    p.add_argument(
-        "--iters",
-        type=int_arg("--iters", 1),
-        default=None,
-        help="timed iterations per branch (5 CUDA, 3 CPU)",
-    )
-    p.add_argument(
-        "--peak-tflops",
-        type=float,
-        default=None,
-        help="device peak (TFLOP/s) for the MFU; default: the bf16 data-sheet peak of known GPUs",
-    )
-    p.add_argument(
-        "--compile",
-        default="auto",
-        choices=["auto", "off", "on", "both"],
-        help="measure eager and/or compiled blocks (auto: both on CUDA, eager on CPU)",
-    )
-    p.add_argument(
-        "--compile-backend",
-        default="inductor",
-        help="torch.compile backend of the compiled mode (default inductor; eager: tracing only)",
-    )
-    p.add_argument(
-        "--ar-loss",
-        default="chunked",
-        choices=["chunked", "full"],
-        help="AR loss: chunked (the trainer's) or full (whole logits, the old path)",
-    )
-    p.add_argument(
-        "--no-memory",
-        dest="memory",
-        action="store_false",
-        help="skip the peak-memory measurement (on CPU it runs a fresh process per figure)",
-    )
-    p.add_argument(
-        "--vs-pico-train",
-        default=None,
-        metavar="SRC",
-        help="pico-train source checkout: also time its decoder's AR step in this process",
-    )
-    p.add_argument(
-        "--vs-batch",
-        type=int_arg("--vs-batch", 1),
-        default=None,
-        help="rows for --vs-pico-train (default: AR rows)",
-    )
-    p.add_argument(
-        "--vs-seq-len",
-        type=int_arg("--vs-seq-len", 1),
-        default=None,
-        help="tokens per row for --vs-pico-train (default: --seq-len)",
-    )
-    p.add_argument(
-        "--vs-repeats",
-        type=int_arg("--vs-repeats", 1),
-        default=5,
-        help="interleaved timed repeats per side for --vs-pico-train (default 5)",
-    )
-    p.set_defaults(func=_pretrain)
-
-    m = which.add_parser(
-        "meta",
-        help="does the MAML episode learn? head-only meta-training on synthetic features",
-        description="Meta-train a fresh SMLMT head on synthetic, informative features (each "
-        "word a random direction plus noise, optionally a direction shared by every window) "
-        "and report the held-out query loss and accuracy before and after, per episode "
-        "configuration (docs/pretraining.md).",
-    )
-    m.add_argument(
-        "--variants",
-        nargs="+",
-        default=None,
-        help="named configurations (default: all of picomaml.pretrain.synthetic.VARIANTS)",
-    )
-    m.add_argument("--ways", type=int_arg("--ways", 2), default=32)
-    m.add_argument("--shots", type=int_arg("--shots", 1), default=4)
-    m.add_argument("--queries", type=int_arg("--queries", 1), default=4)
-    m.add_argument(
-        "--dim", type=int_arg("--dim", 1), default=96, help="feature width (tiny's d_model)"
-    )
-    m.add_argument("--snr", type=float, default=0.2, help="class signal / noise variance")
-    m.add_argument("--shared", type=float, default=0.0, help="weight of a shared direction")
-    m.add_argument("--episodes", type=int_arg("--episodes", 1), default=1000, help="outer episodes")
-    m.add_argument("--seed", type=int_arg("--seed", 0, MAX_SEED), default=0)
-    m.add_argument("--out", default=None, help="write every curve as JSON here")
-    m.set_defaults(func=_meta)
-
-    n = which.add_parser("ner", help="NER benchmarks (CRF, cached-feature head training)")
-    n.add_argument("--out", default=None, help="write the JSON report here")
-    n.add_argument("--quick", action="store_true", help="smaller sizes for a fast check")
-    n.add_argument("--iters", type=int_arg("--iters", 1), default=None, help="timed iterations")
-    n.set_defaults(func=_ner)
-
-    t = which.add_parser(
-        "tag",
-        help="tokens per second of `picomaml tag` (streamed lines, one long line, Viterbi)",
-        description="Tag seeded synthetic text and report words and subword tokens per second "
-        "for many short lines, for one long line, and for the Viterbi decoder alone. Without "
-        "--run the model is a random backbone of --size with a random CRF head.",
-    )
-    t.add_argument("--run", default=None, metavar="RUN_DIR", help="a fine-tuning run to time")
-    t.add_argument("--size", default="tiny", choices=list(SIZES), help="random model tier")
-    t.add_argument("--device", default="cpu", help="auto, cpu or cuda[:N]")
-    t.add_argument("--lines", type=int_arg("--lines", 1), default=2000, help="short lines")
-    t.add_argument(
-        "--long-words",
-        type=int_arg("--long-words", 2),
-        default=20_000,
-        help="words of the long line",
-    )
-    t.add_argument("--seed", type=int_arg("--seed", 0, MAX_SEED), default=0)
-    t.add_argument("--out", default=None, help="write the JSON report here")
-    t.set_defaults(func=_tag)

@@ -1,10 +1,16 @@
 """What several commands share: the data root, resolved once per command; range-checked
-integer flags."""
+integer flags; handlers named by module, imported when their command runs.
+
+Argparse-level code only: the parsers in :mod:`picomaml.cli.parsers` import this module, and
+``picomaml --help`` must not load any stack.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from picomaml.config import quote
@@ -50,3 +56,35 @@ def int_arg(flag: str, low: int, high: int | None = None) -> Callable[[str], int
         return value
 
     return parse
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A command's handler, ``function`` of ``module``: the module (and the stack it imports)
+    is loaded only when the command runs, so building the parser stays cheap."""
+
+    module: str
+    function: str
+
+    def resolve(self) -> Callable[[argparse.Namespace], int | None]:
+        """The handler function itself (imports its module)."""
+        return getattr(importlib.import_module(self.module), self.function)
+
+    def __call__(self, args: argparse.Namespace) -> int | None:
+        return self.resolve()(args)
+
+
+def handler(target: str) -> Handler:
+    """``"picomaml.cli.tag:run"`` as a :class:`Handler` (for ``set_defaults(func=...)``)."""
+    module, _, function = target.partition(":")
+    return Handler(module, function)
+
+
+def show_help(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """The handler of a command group given no subcommand: its help, exit status 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        parser.print_help()
+        return 2
+
+    return run

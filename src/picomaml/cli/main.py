@@ -1,8 +1,12 @@
 """``picomaml`` entry point.
 
-Each stage owns a module in :mod:`picomaml.cli` exposing ``register(subparsers)``;
-the subcommand's handler is stored as ``func`` on its parser and receives the
-parsed arguments. Every fault a user can meet ends in one line on stderr, never a traceback:
+Each stage owns a parser module in :mod:`picomaml.cli.parsers` exposing
+``register(subparsers)`` (argparse-level code only) and a handler module in
+:mod:`picomaml.cli` that imports its stack; the parser stores the handler as ``func``, a
+:class:`~picomaml.cli.common.Handler` that imports the handler's module only when the
+command runs, so ``picomaml --help`` loads no stack.
+
+Every fault a user can meet ends in one line on stderr, never a traceback:
 user errors (:class:`PicomamlError`, exit 2), failures of the file system such as a full disk
 or a missing permission (:class:`OSError`, exit 1, naming the path and the cause), Ctrl-C
 (exit 130) and SIGTERM (exit 143). A reader that closes the pipe early (``picomaml ... | head``)
@@ -63,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, metavar="DIR", help=DATA_DIR_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for stage in STAGES:
-        importlib.import_module(f"picomaml.cli.{stage}").register(sub)
+        importlib.import_module(f"picomaml.cli.parsers.{stage}").register(sub)
     # `--data-dir` is accepted after every command too. SUPPRESS: a command that was not
     # given it must not overwrite the global one with its default.
     for child in _subparsers(parser):

@@ -1,18 +1,22 @@
-"""CLI: ``picomaml model info`` (configuration and parameter counts of the Pico tiers),
-``model list-checkpoints`` and ``model fetch`` (published backbones on the Hugging Face Hub),
-``model export`` (make existing folders loadable by ``transformers``)."""
+"""What ``picomaml model`` does: ``info`` (configuration and parameter counts of the Pico
+tiers), ``list-checkpoints`` and ``fetch`` (published backbones on the Hugging Face Hub),
+``export`` (make existing folders loadable by ``transformers``). Parser:
+:mod:`picomaml.cli.parsers.model`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from picomaml.model import TIERS, config_dict, config_for, count_parameters
+from picomaml.config import SIZES
+from picomaml.model import config_dict, config_for, count_parameters, read_pico_config
+from picomaml.model.export import export
+from picomaml.model.hub import fetch_checkpoint, list_checkpoints
 
 
-def _info(args: argparse.Namespace) -> int:
+def info_command(args: argparse.Namespace) -> int:
     """Counts come from :func:`count_parameters`, so no tier is allocated."""
-    sizes = [args.size] if args.size else list(TIERS)
+    sizes = [args.size] if args.size else list(SIZES)
     rows = {}
     for size in sizes:
         config = config_for(size)
@@ -37,10 +41,8 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _list_checkpoints(args: argparse.Namespace) -> int:
+def list_checkpoints_command(args: argparse.Namespace) -> int:
     """Steps of a Hub repository, each with the reference that fetches it."""
-    from picomaml.model.hub import list_checkpoints
-
     steps = list_checkpoints(args.reference)
     if args.json:
         rows = [{"step": s.step, "reference": str(s.ref), "commit": s.commit} for s in steps]
@@ -52,11 +54,8 @@ def _list_checkpoints(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fetch(args: argparse.Namespace) -> int:
+def fetch_command(args: argparse.Namespace) -> int:
     """Download a Hub backbone's config.json and weights (then usable with HF_HUB_OFFLINE=1)."""
-    from picomaml.model import read_pico_config
-    from picomaml.model.hub import fetch_checkpoint
-
     ckpt = fetch_checkpoint(args.reference)
     config = read_pico_config(ckpt.folder)
     info = {**ckpt.provenance(), "folder": str(ckpt.folder), "config": config_dict(config)}
@@ -70,48 +69,9 @@ def _fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def _export(args: argparse.Namespace) -> int:
+def export_command(args: argparse.Namespace) -> int:
     """Upgrade old Pico folders in place (see :mod:`picomaml.model.export`)."""
-    from picomaml.model.export import export
-
     for folder, rewritten in export(args.path):
         note = " (tensors renamed to pico_decoder.<name>)" if rewritten else ""
         print(f"exported {folder}{note}")
     return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``model info``, ``model list-checkpoints``, ``model fetch`` and ``model export``."""
-    p = sub.add_parser("model", help="model configuration and parameter counts")
-    msub = p.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
-    info = msub.add_parser("info", help="print configuration and parameter counts")
-    info.add_argument("--size", choices=list(TIERS), default=None, help="one tier (default: all)")
-    info.add_argument("--json", action="store_true", help="machine-readable output")
-    info.set_defaults(func=_info)
-    ls = msub.add_parser(
-        "list-checkpoints",
-        help="list the checkpoints (steps) of a Hugging Face Hub repository",
-        description="Folders checkpoints/step_N, or the 'Saving HF Model -- Step N' commits "
-        "of a branch (e.g. hf:pico-lm/pico-decoder-tiny@pico-decoder-tiny-1).",
-    )
-    ls.add_argument("reference", help="hf:OWNER/REPO[@REVISION][/SUBFOLDER]")
-    ls.add_argument("--json", action="store_true", help="machine-readable output")
-    ls.set_defaults(func=_list_checkpoints)
-    fetch = msub.add_parser(
-        "fetch",
-        help="download a Hub backbone's config.json and weights into the Hugging Face cache",
-        description="Only config.json and model.safetensors are downloaded; afterwards the "
-        "same reference works with HF_HUB_OFFLINE=1.",
-    )
-    fetch.add_argument("reference", help="hf:OWNER/REPO[@REVISION][/SUBFOLDER]")
-    fetch.add_argument("--json", action="store_true", help="machine-readable output")
-    fetch.set_defaults(func=_fetch)
-    exp = msub.add_parser(
-        "export",
-        help="make checkpoints loadable by transformers (AutoModelForCausalLM), in place",
-        description="Adds the modeling file, tokenizer and generation_config.json, and auto_map "
-        "to config.json, keeping every other key (vocab_size, window). PATH: a Pico folder, a "
-        "pretraining run dir (every checkpoints/step_N) or a full-regime fine-tuning run dir.",
-    )
-    exp.add_argument("path", metavar="PATH")
-    exp.set_defaults(func=_export)

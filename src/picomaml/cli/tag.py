@@ -1,4 +1,5 @@
-"""CLI: ``picomaml tag RUN_DIR "text"`` (or ``--file F``, or stdin): NER tags for raw text.
+"""What ``picomaml tag RUN_DIR "text"`` (or ``--file F``, or stdin) does: NER tags for raw
+text (parser: :mod:`picomaml.cli.parsers.tag`).
 
 Input is streamed: lines are read, tagged and written in bounded batches
 (:func:`picomaml.ner.tag.tag_stream`), so memory stays flat and, with a terminal or a pipe,
@@ -20,41 +21,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
+from tqdm.auto import tqdm
+
+from picomaml.cli.common import data_root
 from picomaml.errors import PicomamlError
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `tag` command."""
-    p = sub.add_parser(
-        "tag",
-        help="tag text with a fine-tuned run",
-        description=(
-            "One sentence per line (each TEXT argument is one line), Unicode NFC-normalised "
-            "unless --no-normalize. Words: whitespace tokenisation with punctuation split off, "
-            "never inside a grapheme cluster (an accented letter, an emoji with its modifiers); "
-            "zero-width characters are never words. Empty lines are skipped with a note on "
-            "stderr. Long sentences are windowed internally: every word gets a tag. Input is "
-            "tagged as it is read, in bounded batches; a file shows a progress bar on stderr."
-        ),
-    )
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("text", nargs="*", help="sentences to tag (default: --file or stdin)")
-    p.add_argument("--file", help="UTF-8 text file, one sentence per line")
-    p.add_argument("--json", action="store_true", help="JSON lines: words, tags, entities")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument(
-        "--no-normalize",
-        dest="normalize",
-        action="store_false",
-        help="keep the text's Unicode form (default: NFC, as the UNER training text)",
-    )
-    p.add_argument(
-        "--no-progress",
-        dest="progress",
-        action="store_false",
-        help="no progress bar, even when the input is a file",
-    )
-    p.set_defaults(func=_run, trailing_into="text")
+from picomaml.ner.evaluate import load_run
+from picomaml.ner.tag import format_result, split_words, tag_stream
 
 
 def _regular_file_size(stream: IO[Any]) -> int | None:
@@ -126,8 +98,6 @@ def _open_input(args: argparse.Namespace, stack: ExitStack) -> tuple[Iterator[st
 
 def _first_words(lines: Iterator[str]) -> Iterator[str]:
     """``lines`` again, after checking (reading no further than needed) that one has words."""
-    from picomaml.ner.tag import split_words
-
     seen = []
     for line in lines:
         seen.append(line)
@@ -136,13 +106,7 @@ def _first_words(lines: Iterator[str]) -> Iterator[str]:
     raise PicomamlError("tag: no text to tag (all input lines are empty or invisible)")
 
 
-def _run(args: argparse.Namespace) -> int:
-    from tqdm.auto import tqdm
-
-    from picomaml.cli.common import data_root
-    from picomaml.ner.evaluate import load_run
-    from picomaml.ner.tag import format_result, tag_stream
-
+def run(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         lines, size = _open_input(args, stack)
         lines = _first_words(lines)

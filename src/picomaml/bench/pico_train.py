@@ -8,7 +8,7 @@ the report carries the largest logit difference between them as a check that the
 comparison is like for like.
 
 Each side runs forward + backward of its own training loss: ours is the AR step of
-:mod:`picomaml.pretrain.bench_steps`; pico-train's is what its trainer does,
+:mod:`picomaml.bench.steps`; pico-train's is what its trainer does,
 ``cross_entropy(logits.transpose(1, 2), labels)`` on the float32 logits. Repeats are
 interleaved and the order rotates every repeat, so load on a shared machine falls on
 both sides alike; the figures are medians.
@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from picomaml.bench.steps import autocast_context
 from picomaml.errors import PicomamlError
 from picomaml.model.pico import PICO_TRAIN_BATCH_SIZE, PicoConfig
-from picomaml.pretrain.bench_steps import autocast_context
 
 
 @contextmanager

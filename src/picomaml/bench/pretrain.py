@@ -12,9 +12,9 @@ The AR branch also reports its model FLOP utilisation: achieved model FLOP/s
 (:func:`model_flops_per_token` x tokens/s) over the device's bf16 peak.
 
 Each branch is measured eager and/or with compiled blocks (:func:`compile_modes`),
-with its peak memory per micro-batch (:mod:`picomaml.pretrain.bench_memory`); with a
+with its peak memory per micro-batch (:mod:`picomaml.bench.memory`); with a
 pico-train checkout, the AR step is also timed against pico-train's own decoder in the
-same process (:mod:`picomaml.pretrain.bench_pico_train`).
+same process (:mod:`picomaml.bench.pico_train`).
 """
 
 from __future__ import annotations
@@ -34,25 +34,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from picomaml.data.tokenizer import EOS_ID, MASK_ID, load_tokenizer
-from picomaml.errors import PicomamlError
-from picomaml.fileio import write_json
-from picomaml.model import PicoConfig, PicoDecoder, config_dict, config_for, count_parameters
-from picomaml.model.compile import compile_blocks
-from picomaml.pretrain.bench_memory import (
+from picomaml.bench.memory import (
     CUDA_METHOD,
     MemorySpec,
     cpu_peak_bytes,
     cuda_peak_bytes,
 )
-from picomaml.pretrain.bench_pico_train import compare, load_pico_train
-from picomaml.pretrain.bench_steps import (
+from picomaml.bench.pico_train import compare, load_pico_train
+from picomaml.bench.steps import (
     ArLossImpl,
     Step,
     autocast_context,
     make_ar_step,
     make_maml_step,
 )
+from picomaml.data.tokenizer import EOS_ID, MASK_ID, load_tokenizer
+from picomaml.errors import PicomamlError
+from picomaml.fileio import write_json
+from picomaml.model import PicoConfig, PicoDecoder, config_dict, config_for, count_parameters
+from picomaml.model.compile import compile_blocks
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.maml import MetaHead
 from picomaml.pretrain.smlmt import Episode, decode_vocab
@@ -197,7 +197,7 @@ def run_bench(
     ``torch.compile`` backend of the compiled one; the top-level ``ar``,
     ``maml`` and ratio are those of the mode ``runtime.compile: auto`` would use, when
     measured. ``ar_loss_impl="full"`` times the pre-chunking AR loss (whole logits).
-    ``memory`` adds each branch's peak memory (:mod:`picomaml.pretrain.bench_memory`).
+    ``memory`` adds each branch's peak memory (:mod:`picomaml.bench.memory`).
     ``vs_pico_train`` (a pico-train checkout) adds a same-process AR speed ratio against
     its decoder on ``vs_batch x vs_seq_len`` tokens (default: the AR micro-batch); with
     the chunked loss, our eager model with the full-logits loss is timed there too.

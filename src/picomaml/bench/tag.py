@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
+from picomaml.bench.ner import environment
 from picomaml.data.align import align_sentences
 from picomaml.data.labels import LABELS
 from picomaml.data.tokenizer import load_tokenizer
 from picomaml.fileio import write_json
 from picomaml.model import PicoDecoder, config_for
-from picomaml.ner.bench import environment
 from picomaml.ner.config import FinetuneConfig
 from picomaml.ner.evaluate import LoadedRun, load_run
 from picomaml.ner.tag import format_result, split_words, tag_stream

@@ -1,7 +1,7 @@
 """The micro-batch steps that ``picomaml bench pretrain`` times and measures.
 
-Shared by the timing loop (:mod:`picomaml.pretrain.bench`) and the fresh process that
-measures peak memory (:mod:`picomaml.pretrain.bench_memory`), so both run exactly the
+Shared by the timing loop (:mod:`picomaml.bench.pretrain`) and the fresh process that
+measures peak memory (:mod:`picomaml.bench.memory`), so both run exactly the
 same work. A step is forward + backward with the gradients set to ``None`` first (as
 ``optimizer.zero_grad()`` does), no optimizer step.
 """

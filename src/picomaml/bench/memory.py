@@ -30,10 +30,10 @@ from typing import Any
 
 import torch
 
+from picomaml.bench.steps import ArLossImpl, Step, make_ar_step, make_maml_step
 from picomaml.errors import PicomamlError
 from picomaml.model import PicoConfig, PicoDecoder
 from picomaml.model.compile import compile_blocks
-from picomaml.pretrain.bench_steps import ArLossImpl, Step, make_ar_step, make_maml_step
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.maml import MetaHead
 from picomaml.pretrain.smlmt import Episode
@@ -128,7 +128,7 @@ def cpu_peak_bytes(spec: MemorySpec, timeout_s: float = 900.0) -> tuple[int | No
         path = Path(tmp) / "spec.pt"
         torch.save(dataclasses.asdict(spec), path)
         proc = subprocess.run(
-            [sys.executable, "-m", "picomaml.pretrain.bench_memory", str(path)],
+            [sys.executable, "-m", "picomaml.bench.memory", str(path)],
             capture_output=True,
             text=True,
             timeout=timeout_s,

@@ -11,13 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from picomaml.bench.memory import MemorySpec, measure_in_this_process
+from picomaml.bench.pico_train import load_pico_train
+from picomaml.bench.pretrain import compile_modes, model_flops_per_token, peak_tflops
+from picomaml.bench.pretrain import main as bench_main
 from picomaml.cli.main import main as cli_main
 from picomaml.errors import PicomamlError
 from picomaml.model import PicoConfig, PicoDecoder, config_dict
-from picomaml.pretrain.bench import compile_modes, model_flops_per_token, peak_tflops
-from picomaml.pretrain.bench import main as bench_main
-from picomaml.pretrain.bench_memory import MemorySpec, measure_in_this_process
-from picomaml.pretrain.bench_pico_train import load_pico_train
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.steps import ar_loss, build_sampler
 
@@ -112,9 +112,9 @@ def test_bench_ner_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 
     seen = {}
-    fake = types.ModuleType("picomaml.ner.bench")
+    fake = types.ModuleType("picomaml.bench.ner")
     fake.main = lambda args: seen.update(out=args.out, quick=args.quick) or 0
-    monkeypatch.setitem(sys.modules, "picomaml.ner.bench", fake)
+    monkeypatch.setitem(sys.modules, "picomaml.bench.ner", fake)
     assert cli_main(["bench", "ner", "--out", "x.json", "--quick"]) == 0
     assert seen == {"out": "x.json", "quick": True}
 

@@ -1,24 +1,25 @@
 """NER speed benchmarks (``picomaml bench ner``): a benchmark, not a timed test.
 
-Each entry of :data:`BENCHES` is ``(name, fn)`` with ``fn(args) -> dict``; :func:`main` runs
-them all and writes one JSON object ``{"env": {...}, name: result, ...}`` to ``args.out``.
+Each entry of :data:`BENCHES` is ``(name, fn)`` with ``fn(settings) -> dict``; :func:`main`
+runs them all and writes one JSON object ``{"env": {...}, name: result, ...}`` to ``out``.
 The CRF part lives here; the head-cache part (cached features vs recomputing the backbone) is
-in :mod:`picomaml.ner.bench_cache`.
+in :mod:`picomaml.bench.head_cache`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from picomaml.bench.head_cache import bench_head_cache
+from picomaml.data.paths import no_data_root_error
 from picomaml.fileio import write_json
-from picomaml.ner.bench_cache import head_cache_from_args
 from picomaml.ner.crf import LinearChainCRF
 
 DEFAULT_OUT = Path("results/bench/ner.json")
@@ -102,14 +103,41 @@ def bench_crf(
     return results
 
 
-def _crf_from_args(args: argparse.Namespace) -> dict:
-    return bench_crf(iters=getattr(args, "iters", None) or 20)
+@dataclass(frozen=True)
+class NerBenchSettings:
+    """What ``picomaml bench ner`` was asked for."""
+
+    #: Smaller sizes for a fast check (the head-cache benchmark: 64 sentences, not 256).
+    quick: bool = False
+    #: Timed iterations (CRF: calls, default 20; head cache: epochs per variant, default 2,
+    #: 1 with ``quick``).
+    iters: int | None = None
+    #: The data root the CLI resolved; None when it found none (the head-cache benchmark then
+    #: stops with the missing-data line; the CRF one needs no data).
+    data_root: Path | None = None
 
 
-#: Benchmarks run by :func:`main`, in order: ``(name, fn(args) -> dict)``.
-BENCHES: list[tuple[str, Callable[[argparse.Namespace], dict]]] = [
-    ("crf", _crf_from_args),
-    ("head_cache", head_cache_from_args),
+def crf_entry(settings: NerBenchSettings) -> dict:
+    """The ``crf`` entry: :func:`bench_crf` with ``--iters`` calls (default 20)."""
+    return bench_crf(iters=settings.iters or 20)
+
+
+def head_cache_entry(settings: NerBenchSettings) -> dict:
+    """The ``head_cache`` entry: :func:`~picomaml.bench.head_cache.bench_head_cache` on 256
+    sentences (64 with ``quick``) for ``iters`` epochs per variant (default 2, quick 1)."""
+    if settings.data_root is None:
+        raise no_data_root_error()
+    return bench_head_cache(
+        settings.data_root,
+        n_sentences=64 if settings.quick else 256,
+        epochs=max(1, settings.iters or (1 if settings.quick else 2)),
+    )
+
+
+#: Benchmarks run by :func:`main`, in order: ``(name, fn(settings) -> dict)``.
+BENCHES: list[tuple[str, Callable[[NerBenchSettings], dict]]] = [
+    ("crf", crf_entry),
+    ("head_cache", head_cache_entry),
 ]
 
 
@@ -125,12 +153,13 @@ def environment() -> dict:
     }
 
 
-def main(args: argparse.Namespace) -> int:
-    """Run every benchmark in :data:`BENCHES`, print a summary and write JSON to ``args.out``."""
-    out = Path(getattr(args, "out", None) or DEFAULT_OUT)
+def main(settings: NerBenchSettings, out: str | Path | None = None) -> int:
+    """Run every benchmark in :data:`BENCHES`, print a summary and write JSON to ``out``
+    (default :data:`DEFAULT_OUT`)."""
+    out = Path(out or DEFAULT_OUT)
     report: dict = {"env": environment()}
     for name, fn in BENCHES:
-        report[name] = fn(args)
+        report[name] = fn(settings)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(out, report)
     crf = report.get("crf")
