@@ -36,9 +36,13 @@ from picomaml.fileio import write_text
 
 T = TypeVar("T")
 
-#: The paper's model tiers (``picomaml.model.TIERS`` gives their widths).
-Size = Literal["tiny", "small", "medium", "large"]
-SIZES: tuple[str, ...] = typing.get_args(Size)
+#: The paper's model tiers, smallest first, and their width ``d_model`` (every other dimension
+#: is shared: :class:`picomaml.model.PicoConfig`). The one tier table: the config type
+#: :data:`Size`, the CLI's ``--size`` choices and :func:`picomaml.model.config_for` read it.
+TIERS: dict[str, int] = {"tiny": 96, "small": 384, "medium": 768, "large": 1536}
+SIZES: tuple[str, ...] = tuple(TIERS)
+#: A tier name, as the type of a config field (``size: tiny``).
+Size = Literal[SIZES]  # type: ignore[valid-type]
 #: Fine-tuning regimes: ``head`` freezes the backbone, ``full`` trains everything.
 Regime = Literal["head", "full"]
 

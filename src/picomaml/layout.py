@@ -96,8 +96,8 @@ def confidence_file(code: str) -> str:
 # --- checkpoint folders --------------------------------------------------------------------
 
 
-def step_name(step: int) -> str:
-    """``step_N``."""
+def step_name(step: int | str) -> str:
+    """``step_N`` (``step_name("{step}")`` is the template ``step_{step}``)."""
     return f"step_{step}"
 
 

@@ -205,7 +205,7 @@ def test_demo_fetches_on_first_use_then_never_again(
         seen.append(data_root)
         return Path(out) / "report.md"
 
-    monkeypatch.setattr("picomaml.study.demo.run_demo", fake_run_demo)
+    monkeypatch.setattr("picomaml.cli.study.run_demo", fake_run_demo)
     assert main(["demo", "--out", str(tmp_path / "out")]) == 0
     assert seen == [(work / "data").resolve()]
     assert all((work / "data" / rel).is_file() for rel in dl.required_files())
@@ -224,7 +224,7 @@ def test_demo_fills_only_what_an_existing_root_lacks(
     root = Path(shutil.copytree(fixture_data_root, tmp_path / "root"))
     DATASETS["tl_ugnayan"].path("test", root).unlink()
     calls = _patched_fetch(monkeypatch, served_root)
-    monkeypatch.setattr("picomaml.study.demo.run_demo", lambda out, **kw: Path(out))
+    monkeypatch.setattr("picomaml.cli.study.run_demo", lambda out, **kw: Path(out))
     assert main(["--data-dir", str(root), "demo", "--out", str(tmp_path / "out")]) == 0
     # the missing split and the optional README (LICENSE.txt is there): nothing else
     assert [c.rsplit("/", 1)[1] for c in calls] == ["tl_ugnayan-ud-test.iob2", "README.md"]
@@ -239,7 +239,7 @@ def test_offline_demo_is_one_clear_line(monkeypatch, tmp_path: Path, capsys) -> 
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr("urllib.request.urlopen", offline)
-    monkeypatch.setattr("picomaml.study.demo.run_demo", pytest.fail)
+    monkeypatch.setattr("picomaml.cli.study.run_demo", pytest.fail)
     assert main(["demo", "--out", str(tmp_path / "out")]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "picomaml: error" in line]
     assert len(err) == 1

@@ -98,10 +98,14 @@ def test_pretrain_cli_passes_compile_to_the_trainer(
 ) -> None:
     """The trainer applies the key (tests/pretrain/test_trainer.py), so no note is printed."""
     from picomaml.cli.main import main as cli_main
-    from picomaml.pretrain import trainer
 
     seen = []
-    monkeypatch.setattr(trainer, "run_pretraining", lambda cfg, *a, **k: seen.append(cfg))
+
+    def fake(cfg: object, *args: object, **kwargs: object) -> None:
+        seen.append(cfg)
+
+    # Patched where the command looks it up (the handler module imports it at the top).
+    monkeypatch.setattr("picomaml.cli.pretrain.run_pretraining", fake)
     config = "configs/pretrain/demo-vanilla.yaml"
     run = str(tmp_path / "run")
     argv = ["--data-dir", str(fixture_data_root), "pretrain", "--config", config, "--run-dir", run]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from picomaml.errors import PicomamlError
-from picomaml.ner.backbone import check_size, load_backbone, resolve_backbone, tier_of
+from picomaml.model.backbone import check_size, load_backbone, resolve_backbone, tier_of
 from picomaml.ner.features import (
     FeatureCache,
     cache_key,

@@ -18,8 +18,8 @@ import torch
 from picomaml.cli.main import main as cli_main
 from picomaml.errors import PicomamlError
 from picomaml.model import PicoDecoder, config_for, save_pico
+from picomaml.model.backbone import check_size, resolve_backbone, tier_of
 from picomaml.model.hub import parse_hub_ref
-from picomaml.ner.backbone import check_size, resolve_backbone, tier_of
 from picomaml.ner.config import FinetuneConfig, load_finetune_config
 from picomaml.ner.evaluate import evaluate_run, load_run
 from picomaml.ner.finetune import finetune

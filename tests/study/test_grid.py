@@ -10,10 +10,10 @@ import yaml
 
 from picomaml.config import from_dict, load_config
 from picomaml.errors import PicomamlError
+from picomaml.model.backbone import local_checkpoints
 from picomaml.study.config import GridConfig
 from picomaml.study.grid import (
     Cell,
-    checkpoint_steps,
     expand_cells,
     finetune_and_evaluate,
     parse_shard,
@@ -72,7 +72,7 @@ def test_sweep_expands_complete_checkpoints(tmp_path):
         d.mkdir(parents=True)
         if complete:
             (d / "model.safetensors").write_bytes(b"")
-    assert checkpoint_steps(run) == [0, 20, 100]
+    assert [step for step, _ in local_checkpoints(run)] == [0, 20, 100]
     cfg = _grid(tmp_path, sweeps=[{"variants": ["maml"], "sizes": ["tiny"]}])
     sweep = [c for c in expand_cells(cfg, tmp_path) if c.kind == "sweep"]
     assert [c.step for c in sweep] == [0, 20, 100]

@@ -14,7 +14,7 @@ from picomaml.cli.main import main as cli_main
 from picomaml.config import from_dict
 from picomaml.errors import PicomamlError
 from picomaml.model import hub as hub_module
-from picomaml.ner.backbone import resolve_backbone
+from picomaml.model.backbone import resolve_backbone
 from picomaml.study.config import GridConfig, load_grid
 from picomaml.study.grid import Cell, expand_cells, run_grid, shard_cells
 from picomaml.study.report import write_report

@@ -16,9 +16,9 @@ from picomaml.cli.common import data_root
 from picomaml.config import load_yaml
 from picomaml.data.tokenizer import load_tokenizer
 from picomaml.errors import PicomamlError
-from picomaml.layout import CHECKPOINTS, PICO_WEIGHTS, PRETRAIN_CONFIG, step_dirs
+from picomaml.layout import PRETRAIN_CONFIG
+from picomaml.model.backbone import ResolvedBackbone, local_checkpoints, resolve_backbone
 from picomaml.model.hub import is_hub_ref, list_checkpoints
-from picomaml.ner.backbone import ResolvedBackbone, resolve_backbone
 from picomaml.pretrain.config import resolve_data_path
 from picomaml.pretrain.probe import (
     DEFAULT_CORPUS,
@@ -69,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
                     f"--all-checkpoints needs a pretraining run dir (with checkpoints/) or a "
                     f"Hub repository (hf:OWNER/REPO[/checkpoints]), got {args.backbone}"
                 )
-            ckpts = resolved.run_dir / CHECKPOINTS
-            targets = [ProbeTarget.local(f) for _, f in step_dirs(ckpts, PICO_WEIGHTS)]
+            targets = [ProbeTarget.local(f) for _, f in local_checkpoints(resolved.run_dir)]
         else:
             targets = [_target(resolved, resolved.step)]
         if out is None and resolved.run_dir is not None:

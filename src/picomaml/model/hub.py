@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from picomaml import layout
 from picomaml.errors import PicomamlError
 
 SCHEME = "hf:"
@@ -38,7 +39,6 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 #: Commit titles pico-train writes when it pushes a checkpoint's weights to a branch.
 STEP_COMMIT_RE = re.compile(r"^Saving HF Model -- Step (\d+)\s*$")
-STEP_DIR_RE = re.compile(r"^step_(\d+)$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 # Hub repository names: letters, digits, '-', '_', '.'; no leading/trailing '-' or '.',
 # no '--' or '..' (the rules huggingface_hub validates).
@@ -280,8 +280,8 @@ def _translate(
     if isinstance(exc, hf_utils.EntryNotFoundError):
         if missing:
             return PicomamlError(f"{ref}: {what} not found in {repo}@{rev} ({missing})")
-        step = STEP_DIR_RE.match(ref.subfolder.rsplit("/", 1)[-1])
-        where = f"step {step.group(1)} does not exist there" if step else "no such path"
+        step = layout.parse_step(ref.subfolder.rsplit("/", 1)[-1])
+        where = f"step {step} does not exist there" if step is not None else "no such path"
         return PicomamlError(
             f"{ref}: {what} not found in {repo}@{rev} ({where}); `{listing}` lists the "
             "available checkpoints"
@@ -402,8 +402,8 @@ class HubStep:
 
 def steps_from_folders(names: Iterable[str]) -> list[tuple[int, str]]:
     """``(step, name)`` for folder names ``step_N``, sorted by step."""
-    found = ((STEP_DIR_RE.match(n), n) for n in names)
-    return sorted((int(m.group(1)), n) for m, n in found if m)
+    found = ((layout.parse_step(n), n) for n in names)
+    return sorted((step, n) for step, n in found if step is not None)
 
 
 def steps_from_commits(commits: Iterable[tuple[str, str]]) -> list[tuple[int, str]]:
@@ -447,8 +447,8 @@ def list_checkpoints(ref: HubRef | str) -> list[HubStep]:
     where = cache_dir()
     try:
         folder = ref.subfolder
-        if not folder and "checkpoints" in _folders(api, ref, ""):
-            folder = "checkpoints"
+        if not folder and layout.CHECKPOINTS in _folders(api, ref, ""):
+            folder = layout.CHECKPOINTS
         if folder:
             base = HubRef(ref.repo_id, ref.revision, folder)
             found = steps_from_folders(_folders(api, ref, folder))

@@ -29,13 +29,13 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from picomaml.config import TIERS
 from picomaml.errors import PicomamlError
 from picomaml.fileio import write_text, write_with
 from picomaml.layout import PICO_CONFIG, PICO_WEIGHTS
 from picomaml.model.hf_files import HF_CONFIG_EXTRAS, write_hf_files
 from picomaml.model.loss import linear_cross_entropy
 
-TIERS: dict[str, int] = {"tiny": 96, "small": 384, "medium": 768, "large": 1536}
 HF_PREFIX = "pico_decoder."
 # Before pico-train commit 5a81476 (March 2025) the same architecture was called "pico":
 # config.json said model_type "pico" and tensors were named "pico.<name>". The math is

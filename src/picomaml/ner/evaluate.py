@@ -48,7 +48,7 @@ from picomaml.fileio import atomic_writer, read_json_object, remove_stale_temps,
 from picomaml.layout import BACKBONE_DIR, CRF_HEAD, FINETUNE_YAML, RESULTS_JSON, RUN_JSON
 from picomaml.locks import folder_lock
 from picomaml.model import PicoDecoder, check_vocab, load_pico
-from picomaml.ner.backbone import backbone_shape, recorded_backbone_folder
+from picomaml.model.backbone import backbone_shape, recorded_backbone_folder
 from picomaml.ner.config import FinetuneConfig
 from picomaml.ner.crf import CRFTagger
 from picomaml.ner.features import encode_sentences, word_features

@@ -1,4 +1,4 @@
-"""Word-level features for the CRF head (which backbone: :mod:`picomaml.ner.backbone`).
+"""Word-level features for the CRF head (which backbone: :mod:`picomaml.model.backbone`).
 
 A word's feature is the backbone's final (normed) hidden state at the word's *first* subword.
 Sentences longer than the subword window are split by :mod:`picomaml.data.align` into

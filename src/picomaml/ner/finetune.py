@@ -45,7 +45,7 @@ from picomaml.fileio import (
 )
 from picomaml.locks import folder_lock
 from picomaml.model import PicoConfig, PicoDecoder, check_vocab, save_pico
-from picomaml.ner.backbone import ResolvedBackbone, load_backbone, tier_of
+from picomaml.model.backbone import ResolvedBackbone, load_backbone, tier_of
 from picomaml.ner.config import FinetuneConfig
 from picomaml.ner.crf import CRFTagger
 from picomaml.ner.features import (

@@ -72,7 +72,7 @@ def _is_ner_run(path: Path) -> bool:
 
 def stage(run: str | Path, repo_id: str, dest: str | Path) -> Staged:
     """Write the repository's folder into ``dest`` (which must not exist or be empty)."""
-    from picomaml.ner.backbone import recorded_backbone_folder, resolve_backbone
+    from picomaml.model.backbone import recorded_backbone_folder, resolve_backbone
 
     run, dest = Path(run), Path(dest)
     if not run.exists():

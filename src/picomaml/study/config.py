@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from picomaml import layout
 from picomaml.config import Regime, check, from_dict, load_config
 from picomaml.data.particles import TARGET_LANGUAGE, target_particles
 from picomaml.data.registry import PUD, SOURCES, TARGETS
 from picomaml.errors import PicomamlError
-from picomaml.model.hub import STEP_DIR_RE, is_hub_ref, parse_hub_ref
+from picomaml.model.backbone import checkpoint_reference, step_template
+from picomaml.model.hub import is_hub_ref, parse_hub_ref
 from picomaml.ner.config import FinetuneConfig
 from picomaml.study.ablation_config import AblationSpec
 
@@ -106,21 +106,13 @@ class BackboneSpec:
         None when steps come from a local pretraining run dir."""
         if self.checkpoints is not None or not self.is_hub:
             return self.checkpoints
-        ref = parse_hub_ref(self.path)
-        head, _, last = ref.subfolder.rpartition("/")
-        if STEP_DIR_RE.match(last) and head.rsplit("/", 1)[-1] == "checkpoints":
-            return str(ref).rsplit("/", 1)[0] + "/step_{step}"
-        return None
+        return step_template(self.path)
 
     def checkpoint(self, step: int, results_dir: Path) -> str:
         """The reference of pretraining step ``step`` (validated at load for explicit steps)."""
-        template = self.checkpoint_template()
-        if isinstance(template, dict):
-            return template[step]
-        if isinstance(template, str):
-            return template.replace("{step}", str(step))
-        run_dir = self.resolved_path(results_dir)
-        return str(layout.step_dir(run_dir / layout.CHECKPOINTS, step))
+        return checkpoint_reference(
+            self.resolved_path(results_dir), self.checkpoint_template(), step
+        )
 
 
 @dataclass

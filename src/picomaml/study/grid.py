@@ -39,8 +39,8 @@ from picomaml.errors import PicomamlError
 from picomaml.fileio import append_text, write_json
 from picomaml.layout import CELL_JSON, CELL_LOG, ERROR_JSON, GRID_YAML, LOCK, RESULTS_JSON
 from picomaml.locks import FolderBusy, folder_lock
+from picomaml.model.backbone import local_checkpoints, resolve_backbone
 from picomaml.model.hub import is_hub_ref
-from picomaml.ner.backbone import resolve_backbone
 from picomaml.ner.evaluate import evaluate_run
 from picomaml.ner.finetune import finetune
 from picomaml.process import Terminated, setup_worker, terminating
@@ -83,12 +83,6 @@ class Cell:
 CellRunner = Callable[[Cell, Path, GridConfig, "Path | None"], None]
 
 
-def checkpoint_steps(run_dir: Path) -> list[int]:
-    """Steps of the complete checkpoints (``step_N`` with weights) in a pretraining run dir."""
-    root = run_dir / layout.CHECKPOINTS
-    return [step for step, _ in layout.step_dirs(root, require=layout.PICO_WEIGHTS)]
-
-
 def sweep_steps(spec: BackboneSpec, steps: list[int] | str, results_dir: Path) -> list[int]:
     """The steps a sweep over ``spec`` covers: the listed ones; for ``all``, the keys of a
     ``checkpoints:`` mapping or the complete checkpoints in the local run dir. Never the
@@ -98,7 +92,7 @@ def sweep_steps(spec: BackboneSpec, steps: list[int] | str, results_dir: Path) -
     template = spec.checkpoint_template()
     if isinstance(template, dict):
         return sorted(template)
-    return checkpoint_steps(spec.resolved_path(results_dir))
+    return [step for step, _ in local_checkpoints(spec.resolved_path(results_dir))]
 
 
 def expand_cells(cfg: GridConfig, results_dir: Path) -> list[Cell]:

@@ -1,11 +1,13 @@
-"""Which backbone a fine-tuning run uses: resolve a path to a Pico HF folder, check its tier.
+"""Backbone references, resolved in one place: which Pico HF folder a reference names, which
+reference names pretraining step N, and whether the folder is of the expected tier.
 
 A backbone may be a Pico HF folder, a pretraining run dir (``checkpoints/latest`` names
-the step folder used), a ``checkpoints/step_N`` folder (layout: :mod:`picomaml.layout`) or
+the step folder used), a ``checkpoints/step_N`` folder (names: :mod:`picomaml.layout`) or
 a published checkpoint on the Hugging Face Hub, ``hf:OWNER/REPO[@REVISION][/SUBFOLDER]``
 (:mod:`picomaml.model.hub`: only ``config.json`` and the weights are downloaded, and the
 commit they came from is kept so a run can record it). Missing files are errors naming
-the file, never a silent fallback to another checkpoint.
+the file, never a silent fallback to another checkpoint. Fine-tuning, evaluation, the probe,
+``push`` and the study grid (its checkpoint sweeps) all resolve backbones through here.
 """
 
 from __future__ import annotations
@@ -128,6 +130,42 @@ def resolve_backbone(path: str | Path) -> ResolvedBackbone:
     step = layout.parse_step(folder.name)
     variant = _pretrain_variant(run_dir) if run_dir is not None else None
     return ResolvedBackbone(folder.resolve(), requested, step, run_dir, variant)
+
+
+# --- pretraining step N of a backbone (checkpoint sweeps) --------------------------------------
+
+
+def step_template(reference: str) -> str | None:
+    """For an ``hf:`` reference ending in ``checkpoints/step_N``, the same reference with
+    ``{step}`` in place of N (how a sweep finds the other steps); else None."""
+    if not is_hub_ref(reference):
+        return None
+    ref = parse_hub_ref(reference)
+    head, _, last = ref.subfolder.rpartition("/")
+    if layout.parse_step(last) is not None and head.rsplit("/", 1)[-1] == layout.CHECKPOINTS:
+        return str(ref).rsplit("/", 1)[0] + "/" + layout.step_name("{step}")
+    return None
+
+
+def checkpoint_reference(
+    run_dir: str | Path, template: str | dict[int, str] | None, step: int
+) -> str:
+    """The reference of pretraining step ``step``: the mapping's entry, the template with
+    ``{step}`` filled in, or (no template) ``run_dir/checkpoints/step_N`` of a local run."""
+    if isinstance(template, dict):
+        return template[step]
+    if isinstance(template, str):
+        return template.replace("{step}", str(step))
+    return str(layout.step_dir(Path(run_dir) / layout.CHECKPOINTS, step))
+
+
+def local_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(step, folder)`` of the complete checkpoints (``step_N`` with weights) of a local
+    pretraining run dir, by step."""
+    return layout.step_dirs(Path(run_dir) / layout.CHECKPOINTS, require=layout.PICO_WEIGHTS)
+
+
+# --- shape and tier --------------------------------------------------------------------------
 
 
 def backbone_shape(config: PicoConfig | dict) -> dict[str, int]:
