@@ -6,9 +6,11 @@ import errno
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
+from picomaml import fileio
 from picomaml.errors import PicomamlError
 from picomaml.fileio import (
     append_jsonl,
@@ -185,3 +187,48 @@ def test_json_object_reader_and_non_finite_numbers(tmp_path) -> None:
     with pytest.raises(PicomamlError, match=r"run\.json: not written: Out of range float"):
         write_json(tmp_path / "run.json", {"lr": float("inf")}, allow_nan=False)
     assert not (tmp_path / "run.json").exists()
+
+
+# --- folders and copies (issue 21: one primitive for every atomic write) --------------------
+
+
+def test_atomic_dir_replaces_an_existing_folder_whole(tmp_path: Path) -> None:
+    final = tmp_path / "step_1"
+    final.mkdir()
+    (final / "old").write_text("1")
+    (tmp_path / "step_1.tmp").mkdir()  # left by a killed writer: cleared first
+    (tmp_path / "step_1.tmp" / "half").write_text("x")
+    with fileio.atomic_dir(final) as tmp:
+        assert tmp == tmp_path / "step_1.tmp" and list(tmp.iterdir()) == []
+        (tmp / "new").write_text("2")
+        assert [p.name for p in final.iterdir()] == ["old"]  # untouched until the block ends
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_1"]
+    assert [p.name for p in final.iterdir()] == ["new"]
+
+
+def test_a_failed_atomic_dir_leaves_the_old_folder(tmp_path: Path) -> None:
+    final = tmp_path / "step_1"
+    final.mkdir()
+    (final / "old").write_text("1")
+    with pytest.raises(OSError, match="disk full"), fileio.atomic_dir(final) as tmp:
+        (tmp / "new").write_text("2")
+        raise OSError(28, "disk full")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_1"]
+    assert [p.name for p in final.iterdir()] == ["old"]
+    assert fileio.remove_stale_temp_dirs(tmp_path) == []
+
+
+def test_copy_file_is_atomic_and_takes_the_umask_mode(tmp_path: Path) -> None:
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"weights")
+    source.chmod(0o600)
+    target = tmp_path / "out" / "copy.bin"
+    target.parent.mkdir()
+    old = os.umask(0o022)
+    try:
+        fileio.copy_file(source, target)
+    finally:
+        os.umask(old)
+    assert target.read_bytes() == b"weights"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert [p.name for p in target.parent.iterdir()] == ["copy.bin"]

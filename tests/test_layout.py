@@ -33,17 +33,6 @@ def test_latest_pointer(tmp_path) -> None:
         layout.read_latest(root)
 
 
-def test_publish_dir_replaces_an_existing_folder(tmp_path) -> None:
-    final, tmp = tmp_path / "step_1", tmp_path / "step_1.tmp"
-    final.mkdir()
-    (final / "old").write_text("1")
-    tmp.mkdir()
-    (tmp / "new").write_text("2")
-    layout.publish_dir(tmp, final)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_1"]
-    assert [p.name for p in final.iterdir()] == ["new"]
-
-
 def test_pretrain_run_dir(tmp_path) -> None:
     (tmp_path / layout.PRETRAIN_CONFIG).write_text("meta: {}\n")
     step = tmp_path / layout.CHECKPOINTS / "step_5"

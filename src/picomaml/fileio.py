@@ -14,6 +14,9 @@ in C++ or Rust (``torch.save``, safetensors) report such failures as their own e
 types; :func:`write_with` turns those into :class:`OSError` too. Nothing is left behind: the
 temporary file is removed and an existing target keeps its old content.
 
+Folders published as a whole (a checkpoint's ``step_N/``) are written by :func:`atomic_dir` as
+``step_N.tmp/`` and renamed into place; a failure removes the temporary folder.
+
 Streams: a file written over minutes (``train_log.jsonl``) goes through :func:`atomic_writer`
 like any other and appears only when complete. An append-only log that lives across runs
 (pretraining ``metrics.jsonl``, resumed runs append to it) cannot be renamed on every line;
@@ -44,6 +47,8 @@ _counter = itertools.count()
 NAME_MAX = 255
 #: A temporary name of :func:`temp_path`: ``.NAME.PID.N.tmp``.
 TEMP_RE = re.compile(r"^\..+\.\d+\.\d+\.tmp$", re.S)
+#: What :func:`atomic_dir` appends to a folder's name while it is being written.
+TEMP_DIR_SUFFIX = ".tmp"
 
 
 def temp_path(path: Path) -> Path:
@@ -75,6 +80,25 @@ def remove_stale_temps(folder: str | Path, recursive: bool = True) -> list[Path]
         if TEMP_RE.match(path.name) and path.is_file() and not path.is_symlink():
             path.unlink(missing_ok=True)
             removed.append(path)
+    return removed
+
+
+def temp_dir_path(path: Path) -> Path:
+    """The temporary name of folder ``path`` while :func:`atomic_dir` writes it: ``NAME.tmp``."""
+    return path.with_name(path.name + TEMP_DIR_SUFFIX)
+
+
+def remove_stale_temp_dirs(folder: str | Path) -> list[Path]:
+    """Delete the temporary folders of :func:`atomic_dir` directly under ``folder`` left by a
+    killed writer (same condition as :func:`remove_stale_temps`). Returns what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for child in sorted(folder.iterdir()):
+        if child.name.endswith(TEMP_DIR_SUFFIX) and child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+            removed.append(child)
     return removed
 
 
@@ -137,12 +161,15 @@ def _discard(tmp: Path) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
-    """Yield a temporary path for a writer that wants a file name (safetensors, torch.save);
-    on success it replaces ``path``, on failure it is removed (an :class:`OSError` is raised
-    again naming ``path``)."""
+def atomic_path(
+    path: str | Path, *, fsync: bool = False, temp: str | Path | None = None
+) -> Iterator[Path]:
+    """Yield a temporary path for a writer that wants a file name (safetensors, torch.save,
+    a download); on success it replaces ``path``, on failure it is removed (an
+    :class:`OSError` is raised again naming ``path``). ``temp``: the temporary name, when
+    the writer wants a visible one (a download's ``NAME.part``); default :func:`temp_path`."""
     path = Path(path)
-    tmp = temp_path(path)
+    tmp = temp_path(path) if temp is None else Path(temp)
     try:
         yield tmp
         if fsync:
@@ -163,6 +190,37 @@ def atomic_path(path: str | Path, *, fsync: bool = False) -> Iterator[Path]:
         raise
     if fsync:
         _fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield the empty folder ``path.tmp/`` to fill; when the block ends without an exception it
+    replaces ``path``, else it is removed (and an existing ``path`` keeps its content).
+
+    An existing ``path`` is moved aside first and deleted after the rename, so ``path`` is
+    only ever absent for the instant between two renames. A ``path.tmp/`` left by a killed
+    writer is cleared first.
+    """
+    path = Path(path)
+    tmp = temp_dir_path(path)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        tmp.mkdir(parents=True)
+        yield tmp
+    except BaseException:
+        # A failed write (disk full) frees what it wrote.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        old = path.with_name(f"{path.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, path)
 
 
 @contextmanager
@@ -311,6 +369,12 @@ def append_jsonl(path: str | Path, record: Any) -> None:
     append_text(path, jsonl_line(record))
 
 
+def copy_file(source: str | Path, path: str | Path, *, fsync: bool = False) -> None:
+    """Replace ``path`` atomically with a copy of ``source``'s content (the mode is that of a
+    new file here, as for every other write)."""
+    write_with(path, lambda tmp: shutil.copyfile(source, tmp), fsync=fsync)
+
+
 def write_jsonl(path: str | Path, records: Iterable[Any], *, fsync: bool = False) -> None:
     """Replace ``path`` atomically with ``records``, one JSON object per line."""
     with atomic_writer(path, "w", fsync=fsync) as fh:
@@ -321,15 +385,19 @@ def write_jsonl(path: str | Path, records: Iterable[Any], *, fsync: bool = False
 __all__ = [
     "append_jsonl",
     "append_text",
+    "atomic_dir",
     "atomic_path",
     "atomic_writer",
+    "copy_file",
     "iter_jsonl",
     "jsonl_line",
     "naming",
     "read_json",
     "read_json_object",
     "read_jsonl",
+    "remove_stale_temp_dirs",
     "remove_stale_temps",
+    "temp_dir_path",
     "temp_path",
     "write_bytes",
     "write_json",

@@ -22,9 +22,7 @@ Only names and the checkpoint-folder rules live here; what goes *into* a checkpo
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 from picomaml.errors import PicomamlError
@@ -143,20 +141,6 @@ def read_latest(root: str | Path) -> str | None:
 def write_latest(root: str | Path, folder: Path) -> None:
     """Point ``root/latest`` at ``folder`` (atomically: a reader sees the old or the new one)."""
     write_text(Path(root) / LATEST, folder.name + "\n")
-
-
-def publish_dir(tmp: Path, final: Path) -> None:
-    """Rename the finished folder ``tmp`` to ``final``, replacing an existing ``final``
-    (moved aside first, so ``final`` is only ever absent for the instant between renames)."""
-    if final.exists():
-        old = final.with_name(f"{final.name}.old")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, final)
 
 
 def latest_step_of_run(run_dir: str | Path, checkpoints: str = CHECKPOINTS) -> int | None:

@@ -11,7 +11,6 @@ from picomaml.errors import PicomamlError
 from picomaml.pretrain.config import (
     PretrainConfig,
     load_pretrain_config,
-    resolve_data_path,
 )
 
 PRESETS = Path(__file__).resolve().parents[2] / "configs" / "pretrain"
@@ -106,8 +105,6 @@ def test_path_rule(tmp_path: Path, fixture_data_root: Path) -> None:
     corpus = cfg.data.corpus_path(root)
     assert corpus == (root / "corpus/english-mini/train.jsonl.gz").resolve()
     assert Path(corpus).is_file()
-    assert resolve_data_path(str(tmp_path / "x"), root, "k") == tmp_path / "x"
-    assert resolve_data_path("./x", root, "k") == Path("x").resolve()
     hub = load_pretrain_config(None, ["data.kind=hub", "data.corpus=pico-lm/pretokenized-dolma"])
     assert hub.data.corpus_path(root) == "pico-lm/pretokenized-dolma"
 

@@ -22,7 +22,7 @@ from picomaml.data.names import (
     read_pool,
     word_counts,
 )
-from picomaml.data.paths import ENV_VAR
+from picomaml.data.paths import ENV_VAR, under_data_root
 from picomaml.data.registry import SOURCES, dataset_splits, get_dataset, load_split
 from picomaml.data.standin import NLTK_BASE_URL
 from picomaml.data.stats import format_stats, split_stats
@@ -46,7 +46,7 @@ def stats_command(args: argparse.Namespace) -> int:
 def corpus_command(args: argparse.Namespace) -> int:
     """Tokenize and pack a corpus into the token cache; print what it holds."""
     path = Path(args.path).expanduser()
-    if not (path.is_absolute() or args.path.startswith(("./", "../"))):
+    if under_data_root(args.path):
         path = data_root(args) / path
     is_parquet = args.kind == "parquet" or (args.kind == "auto" and path.suffix == ".parquet")
     tokenizer = None if is_parquet else load_tokenizer(data_root(args, required=False))
@@ -93,7 +93,7 @@ def download_command(args: argparse.Namespace) -> int:
 def _corpus_path(args: argparse.Namespace, given: str) -> Path:
     """A corpus file named on the command line (relative: under the data root); it must exist."""
     path = Path(given).expanduser()
-    if not (path.is_absolute() or given.startswith(("./", "../"))):
+    if under_data_root(given):
         path = data_root(args) / path
     if not path.exists():
         raise PicomamlError(f"corpus file not found: {path}")

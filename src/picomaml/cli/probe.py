@@ -14,12 +14,12 @@ from pathlib import Path
 
 from picomaml.cli.common import data_root
 from picomaml.config import load_yaml
+from picomaml.data.paths import resolve_data_path
 from picomaml.data.tokenizer import load_tokenizer
 from picomaml.errors import PicomamlError
 from picomaml.layout import PRETRAIN_CONFIG
 from picomaml.model.backbone import ResolvedBackbone, local_checkpoints, resolve_backbone
 from picomaml.model.hub import is_hub_ref, list_checkpoints
-from picomaml.pretrain.config import resolve_data_path
 from picomaml.pretrain.probe import (
     DEFAULT_CORPUS,
     TRAIN_CORPUS,
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     run_probe(
         targets,
         settings=settings,
-        corpus=resolve_data_path(corpus_name, root, "--corpus"),
+        corpus=resolve_data_path(corpus_name, root),
         corpus_name=corpus_name,
         tokenizer=load_tokenizer(root),
         variant=variant,

@@ -24,11 +24,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from picomaml.data.registry import DATASETS, UNER_SUBDIR
 from picomaml.data.tokenizer import TOKENIZER_FILE, check_tokenizer
 from picomaml.data.uner import read_iob2
 from picomaml.errors import PicomamlError
-from picomaml.fileio import atomic_writer, write_json, write_text
+from picomaml.fileio import atomic_path, atomic_writer, write_json, write_text
 
 UNER_BASE_URL = "https://raw.githubusercontent.com/UniversalNER"
 TOKENIZER_URL = "https://huggingface.co/allenai/OLMo-7B-0724-hf/resolve/main/tokenizer.json"
@@ -146,27 +145,45 @@ def fetch_file(
     part = job.dest.with_name(job.dest.name + ".part")
     request = urllib.request.Request(job.url, headers={"User-Agent": USER_AGENT})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as resp, part.open("wb") as fh:
-            while chunk := resp.read(1 << 18):
-                fh.write(chunk)
-                if on_bytes is not None:
-                    on_bytes(len(chunk))
-        if job.validate is not None:
-            job.validate(part)
-        os.replace(part, job.dest)
+        with (
+            urllib.request.urlopen(request, timeout=timeout) as resp,
+            atomic_path(job.dest, temp=part) as tmp,
+        ):
+            with tmp.open("wb") as fh:
+                for chunk in _chunks(resp):
+                    fh.write(chunk)
+                    if on_bytes is not None:
+                        on_bytes(len(chunk))
+            if job.validate is not None:
+                job.validate(tmp)
     except urllib.error.HTTPError as exc:
-        part.unlink(missing_ok=True)
         if exc.code == 404 and not job.required:
             return False
         raise PicomamlError(f"download failed: HTTP {exc.code} {exc.reason} for {job.url}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        part.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
+    except (urllib.error.URLError, OSError, _ReadFailed) as exc:
+        cause = exc.__cause__ if isinstance(exc, _ReadFailed) else exc
+        reason = getattr(cause, "reason", None) or cause
         raise PicomamlError(f"download failed for {job.url}: {reason}") from exc
     except PicomamlError as exc:
-        part.unlink(missing_ok=True)
         raise PicomamlError(f"downloaded file from {job.url} is not valid: {exc}") from exc
     return True
+
+
+class _ReadFailed(Exception):
+    """The connection failed during a download: kept apart from a failure to write the file,
+    which :func:`picomaml.fileio.atomic_path` reports naming the file."""
+
+
+def _chunks(resp: Any, size: int = 1 << 18) -> Iterator[bytes]:
+    """The response body in chunks; a failed read is :class:`_ReadFailed`."""
+    while True:
+        try:
+            chunk = resp.read(size)
+        except OSError as exc:
+            raise _ReadFailed(str(exc)) from exc
+        if not chunk:
+            return
+        yield chunk
 
 
 def file_sha256(path: Path) -> str:

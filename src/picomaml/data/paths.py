@@ -15,6 +15,26 @@ CORPUS_LAYOUT = "corpus/english-mini/{train,valid}.jsonl.gz"
 FETCH_COMMAND = "picomaml data download"
 
 
+def under_data_root(value: str | Path) -> bool:
+    """Whether the path rule looks ``value`` up under the data root: a relative path that does
+    not start with ``./`` or ``../`` (an absolute path, or one starting with ``~``, is used as
+    is; ``./`` and ``../`` are relative to the current directory)."""
+    text = str(value)
+    return not (Path(text).expanduser().is_absolute() or text.startswith(("./", "../")))
+
+
+def resolve_data_path(value: str | Path, data_root: str | Path | None) -> Path:
+    """A data file named in a config (``data.corpus``, ``data.valid``) or on the command line
+    (``probe --corpus``) under the path rule of :func:`under_data_root`; with no data root,
+    relative paths are relative to the current directory. Absolute unless given absolute."""
+    path = Path(str(value)).expanduser()
+    if path.is_absolute():
+        return path
+    if not under_data_root(value) or data_root is None:
+        return path.resolve()
+    return (Path(data_root) / path).resolve()
+
+
 def candidate_data_dirs(explicit: str | Path | None = None) -> list[tuple[str, Path]]:
     """The places looked at, in order, with where each came from."""
     out: list[tuple[str, Path]] = []

@@ -31,7 +31,7 @@ from torch import nn
 
 from picomaml import layout
 from picomaml.errors import PicomamlError
-from picomaml.fileio import write_with
+from picomaml.fileio import atomic_dir, write_with
 from picomaml.layout import step_dir
 from picomaml.model import PicoDecoder, load_pico, save_pico
 
@@ -113,10 +113,7 @@ def save_checkpoint(
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     final = step_dir(root, step)
-    tmp = root / f"{final.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
+    with atomic_dir(final) as tmp:
         save_pico(model, tmp)
         if head is not None:
             tensors = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
@@ -127,11 +124,6 @@ def save_checkpoint(
         write_with(tmp / STATE_FILE, lambda p: torch.save(state, p))
         if extra is not None:
             extra(tmp)
-    except BaseException:
-        # A failed write (disk full) frees what it wrote; `latest` still names the last step.
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    layout.publish_dir(tmp, final)
     layout.write_latest(root, final)
     if keep_last is not None:
         for path in _older_steps(root, keep_last, keep=final.name):

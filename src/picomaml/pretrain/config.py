@@ -6,7 +6,8 @@ Every section below is loaded through :func:`picomaml.config.load_config`, so an
 unknown key, a wrong type or an inconsistent value is a :class:`PicomamlError`
 naming the key.
 
-Path rule (``data.corpus``, ``data.valid``): an absolute path (or one starting with
+Path rule (``data.corpus``, ``data.valid``; :func:`picomaml.data.paths.resolve_data_path`):
+an absolute path (or one starting with
 ``~``) is used as is; a path starting with ``./`` or ``../`` is relative to the
 current directory; any other relative path is looked up under the data root
 (``--data-dir`` / ``$PICOMAML_DATA`` / ``../shared/data`` / ``./data``), so
@@ -28,6 +29,7 @@ from typing import Literal
 
 from picomaml.config import Size, load_config
 from picomaml.config import check as _check
+from picomaml.data.paths import resolve_data_path
 from picomaml.errors import PicomamlError
 from picomaml.model import PicoConfig, config_for
 
@@ -105,14 +107,14 @@ class DataSection:
         """The training corpus location under the path rule (hub names are returned as is)."""
         if self.kind == "hub":
             return self.corpus
-        return resolve_data_path(self.corpus, data_root, "data.corpus")
+        return resolve_data_path(self.corpus, data_root)
 
     def valid_path(self, data_root: str | Path | None) -> Path | None:
         """The held-out split, a local file or shard folder even when training streams from
         the hub (so paper-scale runs still log held-out perplexity); ``None`` = none."""
         if self.valid is None:
             return None
-        return resolve_data_path(self.valid, data_root, "data.valid")
+        return resolve_data_path(self.valid, data_root)
 
 
 @dataclass
@@ -444,17 +446,6 @@ def load_pretrain_config(
     return load_config(PretrainConfig, path, overrides)
 
 
-def resolve_data_path(value: str | Path, data_root: str | Path | None, key: str) -> Path:
-    """Apply the path rule of this module; ``key`` names the config key in errors."""
-    text = str(value)
-    path = Path(text).expanduser()
-    if path.is_absolute():
-        return path
-    if text.startswith(("./", "../")) or data_root is None:
-        return path.resolve()
-    return (Path(data_root) / path).resolve()
-
-
 def pico_config(cfg: PretrainConfig) -> PicoConfig:
     """The backbone shape; ``max_seq_len`` defaults to cover both LM rows and episode windows."""
     try:
@@ -475,5 +466,4 @@ __all__ = [
     "TrainingSection",
     "load_pretrain_config",
     "pico_config",
-    "resolve_data_path",
 ]

@@ -5,7 +5,6 @@ lasts (:func:`run_dir_lock`)."""
 from __future__ import annotations
 
 import contextlib
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from lightning.fabric import Fabric
 from picomaml import layout
 from picomaml.config import load_yaml, save_config, to_dict
 from picomaml.errors import PicomamlError
-from picomaml.fileio import iter_jsonl, remove_stale_temps, write_jsonl
+from picomaml.fileio import iter_jsonl, remove_stale_temp_dirs, remove_stale_temps, write_jsonl
 from picomaml.locks import folder_lock
 from picomaml.pretrain import checkpoint as ckpt
 from picomaml.pretrain.config import PretrainConfig
@@ -108,11 +107,7 @@ def remove_stale_writes(cfg: PretrainConfig, run_dir: Path) -> None:
     """Delete what writers killed in this run dir left: temporary files and ``step_N.tmp``
     folders (rank 0, under the lock, so no writer can still be using them)."""
     remove_stale_temps(run_dir)
-    root = checkpoint_root(cfg, run_dir)
-    if root.is_dir():
-        for child in root.iterdir():
-            if child.name.endswith(".tmp") and child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
+    remove_stale_temp_dirs(checkpoint_root(cfg, run_dir))
 
 
 def write_run_start(cfg: PretrainConfig, run_dir: Path, resume_from: Path | None) -> None:

@@ -19,7 +19,6 @@ The repository is laid out so that it works from every side at once:
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 
 from picomaml import layout
 from picomaml.errors import PicomamlError
-from picomaml.fileio import read_json, write_text
+from picomaml.fileio import copy_file, read_json, write_text
 from picomaml.model.hub import INSTALL_HINT, _endpoint, _first_line, _hub_errors, parse_hub_ref
 from picomaml.publish.card import CardInputs, model_card
 
@@ -61,7 +60,7 @@ def _stage_backbone(source: Path, dest: Path) -> int:
 
     dest.mkdir(parents=True, exist_ok=True)
     for name in layout.PICO_FILES:
-        shutil.copyfile(source / name, dest / name)
+        copy_file(source / name, dest / name)
     export_folder(dest)
     return read_pico_config(dest).vocab_size
 
@@ -106,10 +105,10 @@ def stage(run: str | Path, repo_id: str, dest: str | Path) -> Staged:
             if (run / name).is_file():
                 target = dest / NER_DIR / Path(name).name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(run / name, target)
+                copy_file(run / name, target)
     if pretrain_dir is not None and (pretrain_dir / layout.PRETRAIN_CONFIG).is_file():
         (dest / PRETRAIN_COPY).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(pretrain_dir / layout.PRETRAIN_CONFIG, dest / PRETRAIN_COPY)
+        copy_file(pretrain_dir / layout.PRETRAIN_CONFIG, dest / PRETRAIN_COPY)
     inputs.files = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
     write_text(dest / CARD, model_card(inputs))
     return Staged(dest, inputs.kind, sorted([*inputs.files, CARD]))

@@ -16,11 +16,12 @@ from pathlib import Path
 
 from picomaml import layout
 from picomaml.config import from_dict, load_yaml, to_dict
+from picomaml.data.paths import resolve_data_path
 from picomaml.data.tokenizer import load_tokenizer
 from picomaml.errors import PicomamlError
 from picomaml.fileio import read_json
 from picomaml.layout import latest_step_of_run
-from picomaml.pretrain.config import PretrainConfig, load_pretrain_config, resolve_data_path
+from picomaml.pretrain.config import PretrainConfig, load_pretrain_config
 from picomaml.pretrain.probe import (
     DEFAULT_CORPUS,
     ProbeSettings,
@@ -114,7 +115,7 @@ def probe_backbones(
         run_probe(
             [ProbeTarget.local(folder)],
             settings=DEMO_PROBE,
-            corpus=resolve_data_path(DEFAULT_CORPUS, data_root, "probe corpus"),
+            corpus=resolve_data_path(DEFAULT_CORPUS, data_root),
             corpus_name=DEFAULT_CORPUS,
             tokenizer=tokenizer,
             variant=b.variant,
