@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from picomaml.fileio import read_json
-from picomaml.study import metrics_pure as mp
+from picomaml.study import summary_stats as mp
 from picomaml.study.analyses.pretraining import class_share_baseline, probe_rows
 from picomaml.study.records import PretrainRun, load_pretrain_run
 

@@ -18,8 +18,9 @@ from picomaml.bench.pretrain import main as bench_main
 from picomaml.cli.main import main as cli_main
 from picomaml.errors import PicomamlError
 from picomaml.model import PicoConfig, PicoDecoder, config_dict
+from picomaml.model.loss import ar_loss
 from picomaml.pretrain.config import MetaSection
-from picomaml.pretrain.steps import ar_loss, build_sampler
+from picomaml.pretrain.inputs import build_sampler
 
 
 def _tiny_model() -> PicoDecoder:
@@ -105,18 +106,6 @@ def test_bench_cli_rejects_token_mismatch(capsys: pytest.CaptureFixture[str]) ->
     code = cli_main(["bench", "pretrain", "--ways", "3", "--seq-len", "1000", "--device", "cpu"])
     assert code == 2
     assert "multiple of --seq-len" in capsys.readouterr().err
-
-
-def test_bench_ner_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-    import types
-
-    seen = {}
-    fake = types.ModuleType("picomaml.bench.ner")
-    fake.main = lambda args: seen.update(out=args.out, quick=args.quick) or 0
-    monkeypatch.setitem(sys.modules, "picomaml.bench.ner", fake)
-    assert cli_main(["bench", "ner", "--out", "x.json", "--quick"]) == 0
-    assert seen == {"out": "x.json", "quick": True}
 
 
 def test_compile_modes() -> None:

@@ -10,8 +10,8 @@ import torch
 from picomaml.errors import PicomamlError
 from picomaml.model import PicoConfig, PicoDecoder, load_pico, save_pico
 from picomaml.model.compile import compile_blocks, maybe_compile, resolve_compile
+from picomaml.model.loss import ar_loss
 from picomaml.pretrain.config import load_pretrain_config
-from picomaml.pretrain.steps import ar_loss
 
 
 def _tiny_model() -> PicoDecoder:

@@ -7,8 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from picomaml.model import PicoConfig, PicoDecoder
-from picomaml.model.loss import linear_cross_entropy
-from picomaml.pretrain.steps import ar_loss
+from picomaml.model.loss import ar_loss, linear_cross_entropy
 
 
 def _close(actual: torch.Tensor, expected: torch.Tensor, rel: float) -> None:

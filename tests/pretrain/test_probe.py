@@ -13,6 +13,7 @@ import torch
 from picomaml.cli.main import main
 from picomaml.data.tokenizer import EOS_ID, MASK_ID, VOCAB_SIZE
 from picomaml.model import PicoConfig, PicoDecoder, save_pico
+from picomaml.pretrain.inputs import build_sampler
 from picomaml.pretrain.maml import window_features
 from picomaml.pretrain.probe import (
     ProbeEpisodes,
@@ -24,7 +25,6 @@ from picomaml.pretrain.probe import (
     query_document_overlap,
 )
 from picomaml.pretrain.smlmt import check_episode, document_ids, is_held_out
-from picomaml.pretrain.steps import build_sampler
 
 SETTINGS = ProbeSettings(
     ways=4, shots=2, queries=2, episodes=6, window=16, row_tokens=128, min_word_count=4,

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from picomaml.study import metrics_pure as mp
+from picomaml.study import loss_curves, summary_stats, text_stats
 from picomaml.study.analyses import (
     Context,
     analysis_pretraining,
@@ -24,35 +24,35 @@ def test_t90_falling_curve():
     # first 10, final 1 -> threshold 10 - 0.9 * 9 = 1.9; first loss <= 1.9 is 1.5 at step 30
     steps = [0, 10, 20, 30, 40]
     losses = [10.0, 5.0, 2.0, 1.5, 1.0]
-    assert mp.t90(steps, losses) == 30
+    assert loss_curves.t90(steps, losses) == 30
 
 
 def test_t90_exact_threshold_and_flat_and_rising():
-    assert mp.t90([0, 1, 2], [2.0, 1.1, 1.0]) == 1  # threshold 1.1, reached exactly
-    assert mp.t90([5, 6, 7], [1.0, 1.0, 1.0]) == 5
+    assert loss_curves.t90([0, 1, 2], [2.0, 1.1, 1.0]) == 1  # threshold 1.1, reached exactly
+    assert loss_curves.t90([5, 6, 7], [1.0, 1.0, 1.0]) == 5
     # rising 0 -> 10: threshold 9; first loss >= 9 is at step 2
-    assert mp.t90([0, 1, 2, 3], [0.0, 5.0, 9.5, 10.0]) == 2
-    assert mp.t90([], []) is None
+    assert loss_curves.t90([0, 1, 2, 3], [0.0, 5.0, 9.5, 10.0]) == 2
+    assert loss_curves.t90([], []) is None
 
 
 def test_normalised_auc_by_hand():
     # steps 0..10 -> x 0, 0.5, 1; losses/first = 1, 0.5, 0.25
     # trapezoids: 0.5*(1+0.5)/2 + 0.5*(0.5+0.25)/2 = 0.375 + 0.1875
-    assert mp.normalised_auc([0, 5, 10], [4.0, 2.0, 1.0]) == pytest.approx(0.5625)
+    assert loss_curves.normalised_auc([0, 5, 10], [4.0, 2.0, 1.0]) == pytest.approx(0.5625)
     # uneven spacing: x 0, 0.2, 1; y 1, 0, 0 -> 0.2 * 0.5 = 0.1
-    assert mp.normalised_auc([0, 2, 10], [3.0, 0.0, 0.0]) == pytest.approx(0.1)
-    assert mp.normalised_auc([0], [1.0]) is None
-    assert mp.normalised_auc([0, 1], [0.0, 0.0]) is None
+    assert loss_curves.normalised_auc([0, 2, 10], [3.0, 0.0, 0.0]) == pytest.approx(0.1)
+    assert loss_curves.normalised_auc([0], [1.0]) is None
+    assert loss_curves.normalised_auc([0, 1], [0.0, 0.0]) is None
 
 
 def test_initial_slope_uses_first_tenth():
     steps = list(range(0, 101, 5))  # cutoff 10 -> steps 0, 5, 10
     losses = [10.0, 9.0, 8.0] + [0.0] * 18  # later points must not matter
-    assert mp.initial_slope(steps, losses) == pytest.approx(-0.2)
+    assert loss_curves.initial_slope(steps, losses) == pytest.approx(-0.2)
     # fewer than two points in the window: use the first two
-    assert mp.initial_slope([0, 100, 200], [3.0, 1.0, 0.0]) == pytest.approx(-0.02)
+    assert loss_curves.initial_slope([0, 100, 200], [3.0, 1.0, 0.0]) == pytest.approx(-0.02)
     # least squares through noisy points: x 0,1,2 y 0,2,1 -> slope 0.5
-    assert mp.initial_slope([0, 1, 2], [0.0, 2.0, 1.0], fraction=1.0) == pytest.approx(0.5)
+    assert loss_curves.initial_slope([0, 1, 2], [0.0, 2.0, 1.0], fraction=1.0) == pytest.approx(0.5)
 
 
 def test_train_curve_filters_and_sorts():
@@ -61,26 +61,26 @@ def test_train_curve_filters_and_sorts():
         {"kind": "train", "step": 10, "epoch": 0, "loss": 1.0},
         {"kind": "train", "step": 0, "epoch": 0, "loss": 2.0},
     ]
-    assert mp.train_curve(log) == ([0.0, 10.0], [2.0, 1.0])
+    assert loss_curves.train_curve(log) == ([0.0, 10.0], [2.0, 1.0])
 
 
 def test_t_interval_and_relative_gain():
-    m, lo, hi = mp.t_interval([1.0, 2.0, 3.0])
+    m, lo, hi = summary_stats.t_interval([1.0, 2.0, 3.0])
     # sd 1, t(2 df) = 4.303, half = 4.303 / sqrt(3)
     assert m == 2.0
     assert hi - m == pytest.approx(4.303 / math.sqrt(3))
     assert lo == pytest.approx(2 * m - hi)
-    assert mp.t_interval([1.0]) is None
-    assert mp.relative_gain(0.5, 0.6) == pytest.approx(0.2)
-    assert mp.relative_gain(0.0, 0.6) is None
-    assert mp.verdict(0.01, 0.2).startswith("MAML better")
-    assert mp.verdict(-0.2, -0.01).startswith("vanilla better")
-    assert mp.verdict(-0.1, 0.1) == "not distinguishable from noise"
+    assert summary_stats.t_interval([1.0]) is None
+    assert summary_stats.relative_gain(0.5, 0.6) == pytest.approx(0.2)
+    assert summary_stats.relative_gain(0.0, 0.6) is None
+    assert summary_stats.verdict(0.01, 0.2).startswith("MAML better")
+    assert summary_stats.verdict(-0.2, -0.01).startswith("vanilla better")
+    assert summary_stats.verdict(-0.1, 0.1) == "not distinguishable from noise"
 
 
 def test_spans_conlleval_reading():
     tags = ["B-PER", "I-PER", "O", "I-LOC", "B-ORG", "B-ORG", "I-PER"]
-    assert mp.spans(tags) == [
+    assert text_stats.spans(tags) == [
         ("LOC", 3, 4),
         ("ORG", 4, 5),
         ("ORG", 5, 6),
@@ -91,7 +91,7 @@ def test_spans_conlleval_reading():
 
 def test_span_statistics():
     seqs = [["B-PER", "O", "B-PER", "I-PER"], ["B-LOC", "O", "B-PER"], ["O"]]
-    stats = mp.span_statistics(seqs)
+    stats = text_stats.span_statistics(seqs)
     assert stats["PER"] == {"spans": 3, "single": 2, "single_share": pytest.approx(2 / 3)}
     assert stats["LOC"]["single_share"] == 1.0
     assert stats["ORG"] == {"spans": 0, "single": 0, "single_share": 0.0}
@@ -108,34 +108,34 @@ def test_span_statistics():
 def test_particle_spans_and_recall():
     tokens = ["Pumunta", "SI", "Maria", "sa", "Cebu", "kasama", "Juan", "Cruz", "ni", "Jose"]
     tags = ["O", "O", "B-PER", "O", "B-LOC", "O", "B-PER", "I-PER", "O", "B-PER"]
-    flagged = mp.particle_spans(tokens, tags, ["si", "ni", "kay"])
+    flagged = text_stats.particle_spans(tokens, tags, ["si", "ni", "kay"])
     assert flagged == [(("PER", 2, 3), True), (("PER", 6, 8), False), (("PER", 9, 10), True)]
     # a span at the sentence start has no preceding word
-    assert mp.particle_spans(["Maria"], ["B-PER"], ["si"]) == [(("PER", 0, 1), False)]
+    assert text_stats.particle_spans(["Maria"], ["B-PER"], ["si"]) == [(("PER", 0, 1), False)]
     gold = [s for s, _ in flagged]
-    assert mp.span_recall(gold, [("PER", 2, 3), ("PER", 6, 7)]) == pytest.approx(1 / 3)
-    assert mp.span_recall([], []) is None
+    assert text_stats.span_recall(gold, [("PER", 2, 3), ("PER", 6, 7)]) == pytest.approx(1 / 3)
+    assert text_stats.span_recall([], []) is None
 
 
 def test_split_share_oov_topwords_confidence():
-    assert mp.split_share([1, 2, 3, 1]) == 0.5
-    assert mp.split_share([]) is None
+    assert text_stats.split_share([1, 2, 3, 1]) == 0.5
+    assert text_stats.split_share([]) is None
     # types {maria, sa, cebu}; vocab has "sa" -> 2/3 unseen (case-insensitive)
-    assert mp.oov_rate(["Maria", "sa", "Cebu", "maria"], {"sa"}) == pytest.approx(2 / 3)
+    assert text_stats.oov_rate(["Maria", "sa", "Cebu", "maria"], {"sa"}) == pytest.approx(2 / 3)
     sents = [
         (["a", "Maria", "b", "Maria"], ["O", "B-PER", "O", "B-PER"]),
         (["b", "Cebu"], ["O", "B-LOC"]),
     ]
-    assert mp.top_words(sents, 1, entity=True) == ["Maria"]
-    assert mp.top_words(sents, 5, entity=False) == ["b", "a"]
-    conf = mp.mean_word_confidence(
+    assert text_stats.top_words(sents, 1, entity=True) == ["Maria"]
+    assert text_stats.top_words(sents, 5, entity=False) == ["b", "a"]
+    conf = text_stats.mean_word_confidence(
         [(["Maria", "Maria", "x"], ["B-PER", "O", "O"], [0.8, 0.1, 0.5])], ["Maria", "y"], True
     )
     assert conf == {"Maria": 0.8, "y": None}
 
 
 def test_log_p_deltas():
-    d = mp.log_p_deltas([0.5, 0.25, 0.0], [0.5, 0.5, 1.0])
+    d = text_stats.log_p_deltas([0.5, 0.25, 0.0], [0.5, 0.5, 1.0])
     assert d[0] == 0.0
     assert d[1] == pytest.approx(math.log(2))
     assert d[2] == pytest.approx(-math.log(1e-12))
@@ -172,8 +172,8 @@ def test_pairing_and_convergence_deltas():
     rows = convergence_deltas(pairs)
     assert len(rows) == 1 and rows[0]["pairs"] == 2
     assert rows[0]["delta t90 (steps)"] == pytest.approx((10 - 30 + 0) / 2)
-    auc_v = mp.normalised_auc([0, 10, 20, 30], [10, 5, 2, 1])
-    auc_m = mp.normalised_auc([0, 10, 20, 30], [10, 1.5, 1.2, 1])
+    auc_v = loss_curves.normalised_auc([0, 10, 20, 30], [10, 5, 2, 1])
+    auc_m = loss_curves.normalised_auc([0, 10, 20, 30], [10, 1.5, 1.2, 1])
     assert rows[0]["delta AUC"] == pytest.approx((auc_m - auc_v) / 2)
 
 
@@ -184,7 +184,7 @@ def test_span_statistics_reproduce_paper_table_4(data_dir):
     from picomaml.data.registry import load_split
 
     sentences, _ = load_split("sk_snk", "train", data_dir)
-    stats = mp.span_statistics([s.tags for s in sentences])
+    stats = text_stats.span_statistics([s.tags for s in sentences])
     assert [stats[t]["spans"] for t in ("PER", "LOC", "ORG")] == [2277, 277, 153]
     shares = [round(100 * stats[t]["single_share"], 1) for t in ("PER", "LOC", "ORG")]
     assert shares == [87.6, 75.1, 56.9]

@@ -54,9 +54,9 @@ from picomaml.fileio import write_json
 from picomaml.model import PicoConfig, PicoDecoder, config_dict, config_for, count_parameters
 from picomaml.model.compile import compile_blocks
 from picomaml.pretrain.config import MetaSection
+from picomaml.pretrain.inputs import build_sampler
 from picomaml.pretrain.maml import MetaHead
 from picomaml.pretrain.smlmt import Episode, decode_vocab
-from picomaml.pretrain.steps import build_sampler
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, matched
 # against torch.cuda.get_device_name(); anything else needs --peak-tflops for an MFU.

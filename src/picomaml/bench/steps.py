@@ -16,10 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from picomaml.model.loss import ar_loss
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.maml import MetaHead, episode_loss
 from picomaml.pretrain.smlmt import Episode
-from picomaml.pretrain.steps import ar_loss
 
 ArLossImpl = Literal["chunked", "full"]
 

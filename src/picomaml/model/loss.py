@@ -11,6 +11,10 @@ logits. The gradients with respect to the hidden states, the weight and the bias
 computed in the same pass as the loss (``softmax - one_hot`` per chunk), so backward
 only scales them by the incoming gradient: no logits are recomputed.
 
+:func:`ar_loss` is the pretraining objective's AR branch on top of it: next-token
+cross-entropy of packed rows through the model's chunked loss (shared by the trainer and the
+benchmarks).
+
 Precision: the matmuls run in the *compute dtype* (the autocast dtype when autocast is
 on, else the inputs' dtype), the log-sum-exp and the softmax always in float32, and the
 weight and bias gradients are accumulated in float32 across chunks.
@@ -19,7 +23,7 @@ weight and bias gradients are accumulated in float32 across chunks.
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 IGNORE_INDEX = -100
 
@@ -152,4 +156,18 @@ def linear_cross_entropy(
     )
 
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "IGNORE_INDEX", "linear_cross_entropy"]
+def ar_loss(model: nn.Module, rows: Tensor) -> Tensor:
+    """Mean next-token cross-entropy of packed ``rows[B, L+1]``.
+
+    Inputs are ``rows[:, :-1]`` and targets ``rows[:, 1:]`` (so every row of ``L+1``
+    tokens yields ``L`` predictions). ``model(ids, targets=...)`` returns the loss
+    (:meth:`picomaml.model.PicoDecoder.forward`): it is computed chunk by chunk, so the
+    ``[B*L, V]`` logits are never held at once, with the softmax in float32 whatever the
+    compute dtype, because a bf16 log-softmax over 50k classes loses precision.
+    """
+    if rows.dim() != 2 or rows.shape[1] < 2:
+        raise ValueError(f"ar_loss: expected rows [B, L+1] with L >= 1, got {tuple(rows.shape)}")
+    return model(rows[:, :-1], targets=rows[:, 1:])
+
+
+__all__ = ["DEFAULT_CHUNK_ROWS", "IGNORE_INDEX", "ar_loss", "linear_cross_entropy"]

@@ -1,8 +1,10 @@
 """What the pretraining loop reads: packed training rows (local or streamed), the SMLMT token
-pool, the dynamics probe batch, the held-out rows and the tokenizer."""
+pool and the episode sampler over it (:func:`build_sampler`, shared with the probe and the
+benchmarks), the dynamics probe batch, the held-out rows and the tokenizer."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,8 +14,16 @@ from tokenizers import Tokenizer
 from torch import Tensor
 
 from picomaml.data import corpus
-from picomaml.data.tokenizer import load_tokenizer
-from picomaml.pretrain.config import DynamicsSection, PretrainConfig
+from picomaml.data.tokenizer import EOS_ID, load_tokenizer
+from picomaml.pretrain.config import DynamicsSection, MetaSection, PretrainConfig
+from picomaml.pretrain.smlmt import (
+    SMLMTSampler,
+    WordSet,
+    candidate_words,
+    continuation_tokens,
+    document_ids,
+    word_split,
+)
 
 
 @dataclass
@@ -102,3 +112,47 @@ def valid_batches(valid: corpus.TokenRows | None, dyn: DynamicsSection) -> list[
     n = min(valid.n_rows, dyn.eval_batches * dyn.eval_batch_size)
     rows = torch.from_numpy(np.asarray(valid.rows[:n], dtype=np.int64))
     return list(rows.split(dyn.eval_batch_size))
+
+
+def build_sampler(
+    meta: MetaSection,
+    tokens: np.ndarray,
+    decoded_vocab: Sequence[str],
+    mask_id: int,
+    *,
+    words: WordSet = "training",
+    separate_documents: bool = False,
+) -> SMLMTSampler:
+    """SMLMT sampler for ``meta`` over ``tokens`` (packed rows or a flat array).
+
+    Only the first ``meta.pool_tokens`` tokens (whole rows) are indexed, which bounds
+    memory and start-up time on a large corpus; ``decoded_vocab`` comes from
+    :func:`picomaml.pretrain.smlmt.decode_vocab`. ``words``: which side of the
+    ``meta.heldout_share`` split may be a class (pretraining: ``training``; the probe:
+    ``held-out``). ``separate_documents``: support and query of a class come from
+    different documents (``<|endoftext|>``-separated).
+    """
+    pool = np.asarray(tokens)
+    if meta.pool_tokens is not None:
+        if pool.ndim == 2:
+            n_rows = max(1, -(-meta.pool_tokens // pool.shape[1]))
+            pool = pool[:n_rows]
+        else:
+            pool = pool[: meta.pool_tokens]
+    candidates = candidate_words(
+        decoded_vocab, allow_digits=meta.allow_digits, allow_punct=meta.allow_punct
+    )
+    candidates = word_split(candidates, decoded_vocab, meta.heldout_share, words)
+    return SMLMTSampler(
+        pool,
+        candidates,
+        ways=meta.ways,
+        shots=meta.shots,
+        queries=meta.queries,
+        window=meta.window,
+        mask_id=mask_id,
+        min_count=meta.min_word_count,
+        max_frequency=meta.max_word_frequency,
+        continuations=continuation_tokens(decoded_vocab) if meta.whole_words else None,
+        documents=document_ids(pool, EOS_ID) if separate_documents else None,
+    )

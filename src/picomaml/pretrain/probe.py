@@ -53,6 +53,7 @@ from picomaml.errors import PicomamlError
 from picomaml.fileio import read_json, write_json
 from picomaml.model import load_pico
 from picomaml.pretrain.config import MetaSection
+from picomaml.pretrain.inputs import build_sampler
 from picomaml.pretrain.maml import (
     MetaHead,
     adapt_and_query,
@@ -60,7 +61,6 @@ from picomaml.pretrain.maml import (
     window_features,
 )
 from picomaml.pretrain.smlmt import Episode, SMLMTSampler, WordSet, decode_vocab, document_ids
-from picomaml.pretrain.steps import build_sampler
 from picomaml.seeding import seed_everything
 
 PROBE_VERSION = 2

@@ -56,10 +56,17 @@ from picomaml.errors import PicomamlError
 from picomaml.fileio import append_jsonl, write_json
 from picomaml.model import PicoDecoder
 from picomaml.model.compile import maybe_compile
+from picomaml.model.loss import ar_loss
 from picomaml.pretrain import checkpoint as ckpt
 from picomaml.pretrain import dynamics
 from picomaml.pretrain.config import PretrainConfig, pico_config
-from picomaml.pretrain.inputs import corpus_passes, load_training_data, to_device, valid_batches
+from picomaml.pretrain.inputs import (
+    build_sampler,
+    corpus_passes,
+    load_training_data,
+    to_device,
+    valid_batches,
+)
 from picomaml.pretrain.launch import (
     all_reduce_mean,
     all_reduce_min,
@@ -75,7 +82,6 @@ from picomaml.pretrain.rundir import checkpoint_root, resume_point, run_dir_lock
 from picomaml.pretrain.schedule import build_scheduler
 from picomaml.pretrain.smlmt import Episode, decode_vocab
 from picomaml.pretrain.stats import EPISODE_KEYS, StatsAccumulator, StepStats, Window
-from picomaml.pretrain.steps import ar_loss, build_sampler
 from picomaml.seeding import seed_everything
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from picomaml.ner.metrics import GOLD, PRED, TP, bootstrap_indices, entity_counts, prf_from_counts
-from picomaml.study.metrics_pure import t_interval
+from picomaml.study.summary_stats import t_interval
 
 #: The three verdicts an ablation can get.
 SUPPORTED, NOT_SUPPORTED, CANNOT_TELL = "supported", "not supported", "cannot tell at this scale"

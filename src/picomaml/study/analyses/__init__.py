@@ -7,7 +7,8 @@ the data an analysis needs is absent, it returns ``unavailable`` with the reason
 a figure: the report never fakes a number. Analyses read no files themselves; everything
 comes through :mod:`picomaml.study.records`.
 
-Modules: :mod:`.kit` (containers, pairing, shared helpers), one module per family
+Modules: :mod:`.tables` (what an analysis produces and is given), :mod:`.cells` (which
+cells are compared: pairs, sweep groups, sizes), one module per family
 (:mod:`.zero_shot` 1-3, :mod:`.sweeps` 4-6, :mod:`.convergence` 7, :mod:`.language` 8-9,
 :mod:`.pairs` 10-11, :mod:`.pretraining` 12-13, and the ablations of Section 4.2:
 :mod:`.ablations_eval` 14 and 16, :mod:`.ablations_train` 15 and 17) and :mod:`.plots`
@@ -26,20 +27,11 @@ from picomaml.study.analyses.ablations_train import (
     analysis_balance_ablation,
     analysis_fewshot_ablation,
 )
+from picomaml.study.analyses.cells import pair_cells, param_count, zero_shot_f1
 from picomaml.study.analyses.convergence import (
     analysis_convergence,
     convergence_deltas,
     convergence_metrics,
-)
-from picomaml.study.analyses.kit import (
-    Analysis,
-    Context,
-    DataAccess,
-    Table,
-    pair_cells,
-    param_count,
-    pct,
-    zero_shot_f1,
 )
 from picomaml.study.analyses.language import (
     analysis_particles,
@@ -56,6 +48,7 @@ from picomaml.study.analyses.pretraining import (
     probe_rows,
 )
 from picomaml.study.analyses.sweeps import analysis_confidence, analysis_sweep, analysis_types
+from picomaml.study.analyses.tables import Analysis, Context, DataAccess, Table, pct
 from picomaml.study.analyses.zero_shot import analysis_regime, analysis_scale, analysis_sources
 from picomaml.study.records import StudyData
 

@@ -18,7 +18,8 @@ import numpy as np
 from picomaml.data.particles import TARGET_LANGUAGE
 from picomaml.study import ablation_stats as st
 from picomaml.study.analyses import ablation_plots as plots
-from picomaml.study.analyses.kit import Analysis, Context, pair_cells, pct
+from picomaml.study.analyses.cells import pair_cells
+from picomaml.study.analyses.tables import Analysis, Context, pct
 from picomaml.study.records import CellRecord, StudyData
 
 HYPOTHESIS_PARTICLES = (

@@ -16,10 +16,10 @@ import numpy as np
 
 from picomaml.data.registry import TARGETS
 from picomaml.study import ablation_stats as st
-from picomaml.study import metrics_pure as mp
+from picomaml.study import summary_stats
 from picomaml.study.analyses import ablation_plots as plots
 from picomaml.study.analyses.ablations_eval import system
-from picomaml.study.analyses.kit import TYPES, Analysis, Context, pct
+from picomaml.study.analyses.tables import TYPES, Analysis, Context, pct
 from picomaml.study.records import CellRecord, StudyData
 
 HYPOTHESIS_BALANCE = (
@@ -115,7 +115,9 @@ def analysis_balance_ablation(data: StudyData, ctx: Context) -> Analysis:
             f"{100 * st.FLOOR:.0f}%: there is no PER-only transfer here for the type mix to "
             "explain"
         )
-    elif (dev := mp.mean([float(c.run.get("best_dev_f1", 0.0)) for c in bal_all])) < st.FLOOR:
+    elif (
+        dev := summary_stats.mean([float(c.run.get("best_dev_f1", 0.0)) for c in bal_all])
+    ) < st.FLOOR:
         premise = (
             f"the balanced cells reach a source dev F1 of {100 * (dev or 0.0):.1f}% on average, "
             f"below {100 * st.FLOOR:.0f}%: fine-tuning on the balanced data learned too little "
@@ -182,7 +184,7 @@ def fewshot_points(data: StudyData) -> dict[tuple, list[tuple[int | None, float,
 
 
 def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
-    return pct(mp.mean(values)), pct(mp.std(values))
+    return pct(summary_stats.mean(values)), pct(summary_stats.std(values))
 
 
 def analysis_fewshot_ablation(data: StudyData, ctx: Context) -> Analysis:
@@ -236,7 +238,7 @@ def analysis_fewshot_ablation(data: StudyData, ctx: Context) -> Analysis:
                 for d, f1, _, _ in got[base]:
                     if d in paired:
                         by_draw[int(d)].append(paired[d] - f1)  # type: ignore[arg-type]
-    deltas = [mp.mean(v) for _, v in sorted(by_draw.items())]
+    deltas = [summary_stats.mean(v) for _, v in sorted(by_draw.items())]
     best = max(f1 for pts in points.values() for _, f1, _, _ in pts)
     premise = None
     if best < st.FLOOR:

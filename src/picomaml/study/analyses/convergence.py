@@ -6,25 +6,20 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from picomaml.study import metrics_pure as mp
+from picomaml.study import loss_curves, summary_stats
 from picomaml.study.analyses import plots
-from picomaml.study.analyses.kit import (
-    Analysis,
-    Context,
-    files_of,
-    pair_cells,
-    sizes_of,
-)
+from picomaml.study.analyses.cells import pair_cells, sizes_of
+from picomaml.study.analyses.tables import Analysis, Context, files_of
 from picomaml.study.records import CellRecord, StudyData
 
 
 def convergence_metrics(train_log: Sequence[dict]) -> dict[str, float | None]:
     """t90, normalised AUC and initial slope of one fine-tuning run's train loss."""
-    steps, losses = mp.train_curve(train_log)
+    steps, losses = loss_curves.train_curve(train_log)
     return {
-        "t90": mp.t90(steps, losses),
-        "auc": mp.normalised_auc(steps, losses),
-        "slope": mp.initial_slope(steps, losses),
+        "t90": loss_curves.t90(steps, losses),
+        "auc": loss_curves.normalised_auc(steps, losses),
+        "slope": loss_curves.initial_slope(steps, losses),
     }
 
 
@@ -46,9 +41,9 @@ def convergence_deltas(
                 "size": size,
                 "regime": regime,
                 "pairs": len(d["n"]),
-                "delta t90 (steps)": mp.mean(d["t90"]),
-                "delta AUC": mp.mean(d["auc"]),
-                "delta slope": mp.mean(d["slope"]),
+                "delta t90 (steps)": summary_stats.mean(d["t90"]),
+                "delta AUC": summary_stats.mean(d["auc"]),
+                "delta slope": summary_stats.mean(d["slope"]),
             }
         )
     return rows
@@ -60,7 +55,7 @@ def analysis_convergence(data: StudyData, ctx: Context) -> Analysis:
     pairs = [
         (b, t)
         for b, t in pair_cells(data.main(), ctx.spec.baseline_variant, ctx.spec.treatment_variant)
-        if mp.train_curve(b.train_log)[0] and mp.train_curve(t.train_log)[0]
+        if loss_curves.train_curve(b.train_log)[0] and loss_curves.train_curve(t.train_log)[0]
     ]
     if not pairs:
         return a.missing(

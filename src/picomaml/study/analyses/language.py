@@ -7,16 +7,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from picomaml.data.registry import SOURCES
-from picomaml.study import metrics_pure as mp
-from picomaml.study.analyses.kit import (
-    TARGETS,
-    TYPES,
-    Analysis,
-    Context,
-    files_of,
-    pct,
-)
+from picomaml.data.registry import SOURCES, TARGETS
+from picomaml.study import summary_stats, text_stats
+from picomaml.study.analyses.tables import TYPES, Analysis, Context, files_of, pct
 from picomaml.study.records import CellRecord, StudyData
 
 
@@ -24,7 +17,7 @@ def span_stat_rows(named: dict[str, list[list[str]]]) -> list[dict[str, Any]]:
     """One row per (dataset, type): spans and share of single-word spans."""
     rows = []
     for name, tag_seqs in named.items():
-        stats = mp.span_statistics(tag_seqs)
+        stats = text_stats.span_statistics(tag_seqs)
         for etype in TYPES:
             s = stats[etype]
             rows.append(
@@ -64,7 +57,8 @@ def particle_recall(
     if not with_sents:
         return None
     gold_flags = [
-        mp.particle_spans(s.tokens, s.gold, particles) for s in with_sents[0].sentences[dataset]
+        text_stats.particle_spans(s.tokens, s.gold, particles)
+        for s in with_sents[0].sentences[dataset]
     ]
     n_spans = sum(len(f) for f in gold_flags)
     n_part = sum(flag for f in gold_flags for _, flag in f)
@@ -72,7 +66,7 @@ def particle_recall(
     for c in with_sents:
         part_hits, part_n, other_hits, other_n = 0, 0, 0, 0
         for s, flags in zip(c.sentences[dataset], gold_flags, strict=True):
-            pred = set(mp.spans(s.pred))
+            pred = set(text_stats.spans(s.pred))
             for span, flag in flags:
                 if flag:
                     part_n += 1
@@ -87,8 +81,8 @@ def particle_recall(
     return {
         "per_spans": n_spans,
         "particle_share": n_part / n_spans if n_spans else None,
-        "recall_particle": (mp.mean(rec_p), mp.std(rec_p)),
-        "recall_other": (mp.mean(rec_o), mp.std(rec_o)),
+        "recall_particle": (summary_stats.mean(rec_p), summary_stats.std(rec_p)),
+        "recall_other": (summary_stats.mean(rec_o), summary_stats.std(rec_o)),
         "cells": len(with_sents),
     }
 
@@ -164,9 +158,9 @@ def vocabulary_rows(data: StudyData, ctx: Context) -> tuple[list[dict], list[lis
         row: dict[str, Any] = {"dataset": t, "words": len(words)}
         if ctx.data.subword_counts is not None:
             counts = [c for toks, _ in sents for c in ctx.data.subword_counts(toks)]
-            row["split into 2+ subwords (%)"] = pct(mp.split_share(counts))
+            row["split into 2+ subwords (%)"] = pct(text_stats.split_share(counts))
         for s in sources:
-            row[f"OOV vs {s} (%)"] = pct(mp.oov_rate(words, vocab[s]))
+            row[f"OOV vs {s} (%)"] = pct(text_stats.oov_rate(words, vocab[s]))
         rows.append(row)
         files.append([f"data: {t} test", *(f"data: {s} train" for s in sources)])
     return rows, files

@@ -7,17 +7,12 @@ from __future__ import annotations
 from collections import defaultdict
 
 from picomaml import layout
+from picomaml.data.registry import TARGETS
 from picomaml.ner.metrics import paired_bootstrap
-from picomaml.study import metrics_pure as mp
+from picomaml.study import summary_stats, text_stats
 from picomaml.study.analyses import plots
-from picomaml.study.analyses.kit import (
-    TARGETS,
-    Analysis,
-    Context,
-    pair_cells,
-    pct,
-    sizes_of,
-)
+from picomaml.study.analyses.cells import pair_cells, sizes_of
+from picomaml.study.analyses.tables import Analysis, Context, pct
 from picomaml.study.records import CellRecord, StudyData
 
 
@@ -59,7 +54,7 @@ def choose_case_pair(data: StudyData, ctx: Context) -> tuple[CellRecord, CellRec
 def word_deltas(b: CellRecord, t: CellRecord, dataset: str) -> list[list[float]]:
     """Per sentence, per word: log p_MAML(gold) - log p_vanilla(gold)."""
     return [
-        mp.log_p_deltas(x.p_gold, y.p_gold)  # type: ignore[arg-type]
+        text_stats.log_p_deltas(x.p_gold, y.p_gold)  # type: ignore[arg-type]
         for x, y in zip(b.sentences[dataset], t.sentences[dataset], strict=True)
     ]
 
@@ -87,7 +82,7 @@ def analysis_cases(data: StudyData, ctx: Context) -> Analysis:
                 word_acc[(w, g)].append(x)
             sent_rows.append((ds, s, d, sum(d)))
     words = [
-        {"word": w, "gold": g, "occurrences": len(v), "mean delta log p": mp.mean(v)}
+        {"word": w, "gold": g, "occurrences": len(v), "mean delta log p": summary_stats.mean(v)}
         for (w, g), v in word_acc.items()
     ]
     words.sort(key=lambda r: (-r["mean delta log p"], r["word"]))
@@ -164,7 +159,7 @@ def analysis_paired(data: StudyData, ctx: Context) -> Analysis:
                 "MAML F1": pct(res["f1_b"]),
                 "delta (pp)": pct(res["delta"]),
                 "95% CI (pp)": f"[{100 * lo:+.1f}, {100 * hi:+.1f}]",
-                "verdict": mp.verdict(lo, hi),
+                "verdict": summary_stats.verdict(lo, hi),
                 "_lo": lo,
                 "_hi": hi,
             }
@@ -190,19 +185,19 @@ def analysis_paired(data: StudyData, ctx: Context) -> Analysis:
         key=lambda kv: (sizes.index(kv[0][0]) if kv[0][0] in sizes else 99, kv[0][1]),
     ):
         deltas = [rows[i]["delta (pp)"] for i in idx]
-        ti = mp.t_interval(deltas)
+        ti = summary_stats.t_interval(deltas)
         summary.append(
             {
                 "size": size,
                 "regime": regime,
                 "pairs": len(idx),
-                "mean delta (pp)": mp.mean(deltas),
+                "mean delta (pp)": summary_stats.mean(deltas),
                 "95% t-interval across pairs (pp)": "n/a (1 pair)"
                 if ti is None
                 else f"[{ti[1]:+.1f}, {ti[2]:+.1f}]",
                 "pairs CI > 0": sum(rows[i]["_lo"] > 0 for i in idx),
                 "pairs CI < 0": sum(rows[i]["_hi"] < 0 for i in idx),
-                "verdict": mp.verdict(*(ti[1:] if ti else (None, None))),
+                "verdict": summary_stats.verdict(*(ti[1:] if ti else (None, None))),
             }
         )
         sfiles.append([f for i in idx for f in files[i]])
@@ -214,7 +209,7 @@ def analysis_paired(data: StudyData, ctx: Context) -> Analysis:
     for (size, regime, source), idx in sorted(by_cfg.items()):
         if len(idx) < 2:
             continue
-        ti = mp.t_interval([rows[i]["delta (pp)"] for i in idx])
+        ti = summary_stats.t_interval([rows[i]["delta (pp)"] for i in idx])
         assert ti is not None
         seed_rows.append(
             {
@@ -224,7 +219,7 @@ def analysis_paired(data: StudyData, ctx: Context) -> Analysis:
                 "seeds": len(idx),
                 "mean delta (pp)": ti[0],
                 "95% t-interval (pp)": f"[{ti[1]:+.1f}, {ti[2]:+.1f}]",
-                "verdict": mp.verdict(ti[1], ti[2]),
+                "verdict": summary_stats.verdict(ti[1], ti[2]),
             }
         )
         seed_files.append([f for i in idx for f in files[i]])

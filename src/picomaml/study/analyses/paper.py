@@ -18,17 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from picomaml.config import SIZES
-from picomaml.data.registry import SOURCES
-from picomaml.study import metrics_pure as mp
-from picomaml.study.analyses.kit import (
-    TARGETS,
-    Analysis,
-    Context,
-    Table,
-    group_name,
-    sweep_groups,
-)
+from picomaml.data.registry import SOURCES, TARGETS
+from picomaml.study import summary_stats
+from picomaml.study.analyses.cells import group_name, sweep_groups
 from picomaml.study.analyses.sweeps import final_train_loss, source_dev_f1
+from picomaml.study.analyses.tables import Analysis, Context, Table
 from picomaml.study.paper_numbers import PLOT_ONLY, PaperNumber
 from picomaml.study.records import CellRecord, StudyData
 
@@ -380,14 +374,14 @@ def _target_gain(cells: list[CellRecord], n: PaperNumber) -> Value:
         a, b = first.f1(t), last.f1(t)
         if a is not None and b is not None:
             gains.append(b - a)
-    return mp.mean(gains) if gains else None
+    return summary_stats.mean(gains) if gains else None
 
 
 def _type_f1_last(cells: list[CellRecord], n: PaperNumber) -> Value:
     last = cells[-1]
     values = [last.type_f1(t, n.where["tag"]) for t in _targets(n)]
     present = [v for v in values if v is not None]
-    return mp.mean(present) if present else None
+    return summary_stats.mean(present) if present else None
 
 
 # id pattern -> rule; the first match wins.

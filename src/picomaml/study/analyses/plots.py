@@ -19,8 +19,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from picomaml import layout  # noqa: E402
+from picomaml.data.registry import TARGETS  # noqa: E402
 from picomaml.fileio import write_with  # noqa: E402
-from picomaml.study.analyses.kit import TARGET_NAMES, TARGETS, TYPES, group_name  # noqa: E402
+from picomaml.study.analyses.cells import group_name  # noqa: E402
+from picomaml.study.analyses.tables import TARGET_NAMES, TYPES  # noqa: E402
 
 BASE_COLOR, TREAT_COLOR = "#4daf4a", "#377eb8"  # the paper's green (vanilla) / blue (MAML)
 

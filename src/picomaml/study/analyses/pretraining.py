@@ -7,13 +7,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from picomaml.study import metrics_pure as mp
+from picomaml.study import summary_stats
 from picomaml.study.analyses import plots
-from picomaml.study.analyses.kit import (
-    Analysis,
-    Context,
-    pct,
-)
+from picomaml.study.analyses.tables import Analysis, Context, pct
 from picomaml.study.records import PretrainRun, StudyData
 
 
@@ -40,22 +36,22 @@ def pretraining_summary(
     return {
         "steps": int(train[-1]["step"]) if train else None,
         "meta share (%)": pct(n_meta / (n_ar + n_meta)) if n_ar + n_meta else None,
-        "AR loss": mp.mean(_tail(series("ar_loss"))),
+        "AR loss": summary_stats.mean(_tail(series("ar_loss"))),
         "val perplexity": float(dyn[-1]["val_perplexity"]) if dyn else None,
-        "meta loss": mp.mean(_tail(series("meta_loss"))),
+        "meta loss": summary_stats.mean(_tail(series("meta_loss"))),
         "chance loss ln N": math.log(ways) if ways else None,
-        "support acc before (%)": pct(mp.mean(_tail(series("support_acc_before")))),
-        "support acc after (%)": pct(mp.mean(_tail(series("support_acc_after")))),
-        "query acc (%)": pct(mp.mean(_tail(series("query_acc")))),
+        "support acc before (%)": pct(summary_stats.mean(_tail(series("support_acc_before")))),
+        "support acc after (%)": pct(summary_stats.mean(_tail(series("support_acc_after")))),
+        "query acc (%)": pct(summary_stats.mean(_tail(series("query_acc")))),
         "chance acc (%)": pct(1 / ways) if ways else None,
-        "feature cosine": mp.mean(_tail(series("feature_cosine"))),
-        "class share": mp.mean(_tail(series("feature_class_share"))),
-        "AR grad norm": mp.mean(_tail(series("ar_grad_norm"))),
-        "meta grad norm": mp.mean(_tail(series("meta_grad_norm"))),
-        "query max prob": mp.mean(_tail(series("query_max_prob"))),
-        "query entropy": mp.mean(_tail(series("query_entropy"))),
-        "logit scale": mp.mean(_tail(series("logit_scale"))),
-        "[MASK] norm": mp.mean(_tail(series("mask_embedding_norm"))),
+        "feature cosine": summary_stats.mean(_tail(series("feature_cosine"))),
+        "class share": summary_stats.mean(_tail(series("feature_class_share"))),
+        "AR grad norm": summary_stats.mean(_tail(series("ar_grad_norm"))),
+        "meta grad norm": summary_stats.mean(_tail(series("meta_grad_norm"))),
+        "query max prob": summary_stats.mean(_tail(series("query_max_prob"))),
+        "query entropy": summary_stats.mean(_tail(series("query_entropy"))),
+        "logit scale": summary_stats.mean(_tail(series("logit_scale"))),
+        "[MASK] norm": summary_stats.mean(_tail(series("mask_embedding_norm"))),
     }
 
 
@@ -174,13 +170,13 @@ def probe_rows(
             row = {"size": size, "step": c.get("step")}
             for kind in ("prototype", "adapted"):
                 a, b = c[kind]["per_episode"], v[kind]["per_episode"]
-                ci = mp.t_interval([x - y for x, y in zip(a, b, strict=True)])
+                ci = summary_stats.t_interval([x - y for x, y in zip(a, b, strict=True)])
                 if ci is None:
                     continue
                 row[f"{kind} MAML - vanilla (pp)"] = pct(ci[0])
                 row[f"{kind} CI low (pp)"] = pct(ci[1])
                 row[f"{kind} CI high (pp)"] = pct(ci[2])
-                row[f"{kind} verdict"] = mp.verdict(ci[1], ci[2])
+                row[f"{kind} verdict"] = summary_stats.verdict(ci[1], ci[2])
             diffs.append(row)
     return rows, diffs
 

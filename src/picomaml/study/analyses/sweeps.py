@@ -5,26 +5,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from picomaml import layout
-from picomaml.study import metrics_pure as mp
+from picomaml.data.registry import TARGETS
+from picomaml.study import loss_curves, text_stats
 from picomaml.study.analyses import plots
-from picomaml.study.analyses.kit import (
+from picomaml.study.analyses.cells import (
     NO_SWEEP,
-    TARGETS,
-    TYPES,
-    Analysis,
-    Context,
     SweepGroups,
     group_name,
     over_sweep_groups,
-    pct,
     sweep_groups,
 )
+from picomaml.study.analyses.tables import TYPES, Analysis, Context, pct
 from picomaml.study.records import CellRecord, StudyData
 
 
 def final_train_loss(cell: CellRecord) -> float | None:
     """Last logged fine-tuning train loss."""
-    _, losses = mp.train_curve(cell.train_log)
+    _, losses = loss_curves.train_curve(cell.train_log)
     return losses[-1] if losses else None
 
 
@@ -89,10 +86,10 @@ def confidence_matrix(
     if not cells or not all(c.has_confidence.get(dataset) for c in cells):
         return None
     first = cells[0].sentences[dataset]
-    words = mp.top_words(((s.tokens, s.gold) for s in first), k, entity)
+    words = text_stats.top_words(((s.tokens, s.gold) for s in first), k, entity)
     matrix: list[list[float | None]] = [[] for _ in words]
     for c in cells:
-        conf = mp.mean_word_confidence(
+        conf = text_stats.mean_word_confidence(
             ((s.tokens, s.gold, s.p_gold) for s in c.sentences[dataset]),
             words,
             entity,  # type: ignore[misc]

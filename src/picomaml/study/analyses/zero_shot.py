@@ -6,19 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from picomaml.study import metrics_pure as mp
+from picomaml.data.registry import TARGETS
+from picomaml.study import summary_stats
 from picomaml.study.analyses import plots
-from picomaml.study.analyses.kit import (
-    TARGETS,
-    Analysis,
-    Context,
-    files_of,
-    over_main_pairs,
-    pair_cells,
-    paired_means,
-    pct,
-    sizes_of,
-)
+from picomaml.study.analyses.cells import over_main_pairs, pair_cells, paired_means, sizes_of
+from picomaml.study.analyses.tables import Analysis, Context, files_of, pct
 from picomaml.study.records import StudyData
 
 
@@ -30,7 +22,7 @@ def analysis_scale(a: Analysis, data: StudyData, ctx: Context, pairs: list[tuple
     for size in sizes:
         sel = [p for p in pairs if p[0].size == size]
         mb, mt, cols = paired_means(sel)
-        rel = mp.relative_gain(mb, mt)
+        rel = summary_stats.relative_gain(mb, mt)
         rows.append(
             {"size": size, "parameters": params.get(size), **cols, "relative gain (%)": pct(rel)}
         )
@@ -48,8 +40,8 @@ def analysis_scale(a: Analysis, data: StudyData, ctx: Context, pairs: list[tuple
     drows, dfiles = [], []
     for code in codes:
         sel = [(b, t) for b, t in all_pairs if code in b.datasets and code in t.datasets]
-        mb = mp.mean([b.f1(code) for b, _ in sel])  # type: ignore[misc]
-        mt = mp.mean([t.f1(code) for _, t in sel])  # type: ignore[misc]
+        mb = summary_stats.mean([b.f1(code) for b, _ in sel])  # type: ignore[misc]
+        mt = summary_stats.mean([t.f1(code) for _, t in sel])  # type: ignore[misc]
         drows.append(
             {
                 "dataset": code,
@@ -97,11 +89,13 @@ def analysis_sources(a: Analysis, data: StudyData, ctx: Context, pairs: list[tup
         row: dict[str, Any] = {
             "source": source,
             **cols,
-            "relative gain (%)": pct(mp.relative_gain(mb, mt)),
+            "relative gain (%)": pct(summary_stats.relative_gain(mb, mt)),
         }
         for size in sizes:
             ss = [p for p in sel if p[0].size == size]
-            row[f"delta {size}"] = pct(mp.mean([p[3] - p[2] for p in ss])) if ss else None
+            row[f"delta {size}"] = (
+                pct(summary_stats.mean([p[3] - p[2] for p in ss])) if ss else None
+            )
         rows.append(row)
         files.append(files_of([c for p in sel for c in p[:2]]))
     a.table(

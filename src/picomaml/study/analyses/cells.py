@@ -1,7 +1,7 @@
-"""Shared kit of the analyses: result containers, cell pairing, sizes, percent, citations.
+"""Which cells an analysis compares: vanilla/MAML pairs, checkpoint-sweep groups, sizes in tier
+order, and the decorators that run an analysis over them.
 
-Conventions: F1 is entity-level micro-F1 in seqeval's default mode, shown in percent;
-"zero-shot F1" of a cell is the mean of its micro-F1 on the three targets (tl_trg,
+"Zero-shot F1" of a cell is the mean of its micro-F1 on the three targets (tl_trg,
 tl_ugnayan, ceb_gja); MAML and vanilla are compared on *paired* cells (same size, regime,
 source, seed and checkpoint step), so a failed cell removes its pair instead of biasing a
 mean.
@@ -12,85 +12,16 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from picomaml import layout
 from picomaml.config import SIZES
-from picomaml.data.labels import ENTITY_TYPES
 from picomaml.data.registry import TARGETS
 from picomaml.model import PicoConfig, count_parameters
-from picomaml.study import metrics_pure as mp
-from picomaml.study.config import AnalysisSpec
+from picomaml.study import summary_stats
+from picomaml.study.analyses.tables import Analysis, Context, pct
 from picomaml.study.records import CellRecord, StudyData
 
 SIZE_ORDER = {size: i for i, size in enumerate(SIZES)}
-TYPES = ENTITY_TYPES
-TARGET_NAMES = {"tl_trg": "Tagalog TRG", "tl_ugnayan": "Tagalog Ugnayan", "ceb_gja": "Cebuano GJA"}
-
-
-@dataclass
-class Table:
-    """A result table; ``files[i]`` lists the result files behind ``rows[i]``."""
-
-    caption: str
-    columns: list[str]
-    rows: list[dict[str, Any]]
-    files: list[list[str]] = field(default_factory=list)
-
-
-@dataclass
-class Analysis:
-    """What one analysis produced (or why it could not)."""
-
-    key: str
-    title: str
-    tables: list[Table] = field(default_factory=list)
-    figures: list[str] = field(default_factory=list)
-    text: list[str] = field(default_factory=list)
-    unavailable: str | None = None
-
-    def table(self, caption: str, rows: list[dict[str, Any]], files: list[list[str]]) -> None:
-        """Add a table whose columns are the keys of its first row."""
-        self.tables.append(Table(caption, list(rows[0]), rows, files))
-
-    def missing(self, reason: str) -> Analysis:
-        """Mark the analysis not available, saying why; returns it (``return a.missing(...)``)."""
-        self.unavailable = reason
-        return self
-
-
-@dataclass
-class Context:
-    """Where figures go and the knobs; ``data`` gives dataset tag/word access (None: offline
-    analyses that need the raw data are reported unavailable)."""
-
-    results_dir: Path
-    spec: AnalysisSpec = field(default_factory=AnalysisSpec)
-    data: DataAccess | None = None
-
-    @property
-    def fig_dir(self) -> Path:
-        """``RESULTS_DIR/figures`` (created on demand)."""
-        d = self.results_dir / layout.FIGURES_DIR
-        d.mkdir(parents=True, exist_ok=True)
-        return d
-
-
-@dataclass
-class DataAccess:
-    """Access to raw datasets for analyses 8-9, injected so tests need no data root.
-
-    ``sentences(code, split)`` returns ``[(tokens, tags)]``; ``subword_counts(words)``
-    returns the number of subwords of each word as the model sees it in running text.
-    """
-
-    sentences: Callable[[str, str], list[tuple[list[str], list[str]]]]
-    subword_counts: Callable[[list[str]], list[int]] | None = None
-
-
-# --- helpers -----------------------------------------------------------------------------
 
 
 def zero_shot_f1(cell: CellRecord) -> float | None:
@@ -129,16 +60,8 @@ def pair_cells(
     return [(v[base], v[treat]) for _, v in sorted(by_key.items()) if base in v and treat in v]
 
 
-def pct(x: float | None) -> float | None:
-    """Fraction -> percent (None stays None)."""
-    return None if x is None else 100.0 * x
-
-
-def files_of(cells: Iterable[CellRecord], name: str = "results.json") -> list[str]:
-    return [c.file(name) for c in cells]
-
-
 def sizes_of(cells: Sequence[CellRecord]) -> tuple[list[str], dict[str, int | None]]:
+    """The sizes of ``cells`` in tier order, and each size's backbone parameter count."""
     params: dict[str, int | None] = {}
     for c in cells:
         if params.get(c.size) is None:
@@ -157,6 +80,7 @@ def paired_zero_shot(ctx: Context, cells: Sequence[CellRecord]) -> list[tuple]:
 
 
 def no_pairs_reason(ctx: Context, cells: Sequence[CellRecord], what: str) -> str:
+    """Why an analysis over vanilla/MAML pairs has nothing to compare (the variants present)."""
     variants = sorted({c.variant for c in cells})
     return (
         f"no {what} with both a '{ctx.spec.baseline_variant}' and a "
@@ -171,7 +95,7 @@ NO_SWEEP = "the grid had no checkpoint sweep (add a `sweeps:` entry to the grid)
 def paired_means(sel: Sequence[tuple]) -> tuple[float, float, dict[str, Any]]:
     """Mean zero-shot F1 of the vanilla and MAML sides of ``sel`` (fractions) and the
     table columns they give (pairs, both F1 in percent, delta in points)."""
-    mb, mt = mp.mean([p[2] for p in sel]), mp.mean([p[3] for p in sel])
+    mb, mt = summary_stats.mean([p[2] for p in sel]), summary_stats.mean([p[3] for p in sel])
     cols = {
         "pairs": len(sel),
         "vanilla F1": pct(mb),
@@ -233,5 +157,6 @@ def sweep_groups(cells: Iterable[CellRecord]) -> SweepGroups:
 
 
 def group_name(key: tuple) -> str:
+    """A sweep group's name: ``variant-size-regime-source-sSEED``."""
     variant, size, regime, source, seed = key
     return f"{variant}-{size}-{regime}-{source}-s{seed}"
