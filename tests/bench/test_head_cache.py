@@ -13,7 +13,7 @@ import torch
 from picomaml.bench.head_cache import bench_head_cache, prepare, train_head
 from picomaml.bench.ner import NerBenchSettings, head_cache_entry
 from picomaml.errors import PicomamlError
-from picomaml.ner.tagger import build_tagger
+from picomaml.ner.head import build_tagger
 
 
 def test_cached_and_recomputed_features_train_the_same_head(fixture_data_root: Path) -> None:

@@ -5,7 +5,7 @@ works.
 
 1. full disk / read-only file system: one line naming the path and cause, exit 1, no partial
    file (finetune, evaluate, pretrain checkpoints and metrics, report), then a clean rerun;
-2. ``tag`` and Unicode: ``tests/ner/test_tag_unicode.py``;
+2. ``tag`` and Unicode: ``tests/ner/test_tag_text_unicode.py``;
 3. a corrupt ``crf_head.safetensors``; 4. impossible backbone ``config.json`` values;
 5. ``evaluate --datasets`` and output dirs checked before any work;
 6. data changes (tags read as O, repairs, BOM, CRLF) printed, one line per file;
@@ -485,7 +485,7 @@ def test_evaluate_checks_its_output_dirs_before_scoring(
 
 
 def test_data_changes_are_one_line_per_file(fixture_data_root: Path) -> None:
-    from picomaml.ner.tagger import load_sentences
+    from picomaml.ner.head import load_sentences
 
     lines: list[str] = []
     load_sentences("pt_bosque", "dev", fixture_data_root, log=lines.append)

@@ -17,7 +17,7 @@ from picomaml.ner.features import (
     pad_batch,
     word_features,
 )
-from picomaml.ner.tagger import build_tagger, decode_features
+from picomaml.ner.head import build_tagger, decode_features
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from picomaml.ner.offsets import entity_offsets, word_offsets
-from picomaml.ner.tag import TaggedSentence, _drop_invisible, normalize_text, split_words
+from picomaml.ner.tag_text import TaggedSentence, _drop_invisible, normalize_text, split_words
 
 
 @pytest.mark.parametrize(

@@ -20,8 +20,8 @@ from picomaml.errors import PicomamlError
 from picomaml.ner.config import FinetuneConfig
 from picomaml.ner.evaluate import evaluate_run, load_run
 from picomaml.ner.finetune import dev_scores, finetune
-from picomaml.ner.tag import tag_lines
-from picomaml.ner.tagger import decode_features, ids_to_tags
+from picomaml.ner.head import decode_features, ids_to_tags
+from picomaml.ner.tag_text import tag_lines
 from tests.fixtures import make_fixtures
 
 EVAL_SETS = ["tl_trg", "tl_ugnayan"]
@@ -122,7 +122,7 @@ def test_results_schema_predictions_and_confidence(head_run: Path) -> None:
 
 
 def test_early_stopping_restores_the_best_state(head_run: Path, data_root: Path) -> None:
-    from picomaml.ner.tagger import load_sentences
+    from picomaml.ner.head import load_sentences
 
     run = json.loads((head_run / "run.json").read_text())
     dev_log = [r for r in _read_log(head_run) if r["kind"] == "dev"]

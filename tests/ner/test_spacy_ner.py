@@ -102,7 +102,7 @@ def test_multi_line_docs_and_decomposed_text(tiny_ner_run, monkeypatch):
     assert doc.text == text  # spaCy's text is never changed
     offsets = [0, len(lines[0]) + 1, len(lines[0]) + 2]
     from picomaml.ner.offsets import entity_offsets
-    from picomaml.ner.tag import tag_lines
+    from picomaml.ner.tag_text import tag_lines
 
     expected = set()
     for sentence in tag_lines(nlp.get_pipe("picomaml_ner").loaded, lines).sentences:
@@ -115,7 +115,7 @@ def test_multi_line_docs_and_decomposed_text(tiny_ner_run, monkeypatch):
 
 
 def normalize_like_tag(line: str) -> str:
-    from picomaml.ner.tag import normalize_text
+    from picomaml.ner.tag_text import normalize_text
 
     return normalize_text(line).replace("\u200b", " ")
 

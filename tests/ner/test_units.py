@@ -10,7 +10,7 @@ from picomaml.config import load_config
 from picomaml.errors import PicomamlError
 from picomaml.ner.config import FinetuneConfig
 from picomaml.ner.finetune import EarlyStopping
-from picomaml.ner.tag import entity_spans, split_words
+from picomaml.ner.tag_text import entity_spans, split_words
 
 
 def test_split_words_splits_punctuation_keeps_inner_marks() -> None:

@@ -19,7 +19,7 @@ from picomaml.data.tokenizer import EOS_ID, load_tokenizer
 from picomaml.model import PicoDecoder, config_for
 from picomaml.ner.crf import CRFTagger
 from picomaml.ner.features import FeatureCache, encode_sentences, pad_batch, word_features
-from picomaml.ner.tagger import build_tagger, load_sentences, tag_ids
+from picomaml.ner.head import build_tagger, load_sentences, tag_ids
 
 
 def _head_epoch(tagger, optimizer, batches, feats_for) -> float:

@@ -2,7 +2,7 @@
 
 Three figures, each on seeded synthetic text so any machine can rerun them:
 
-* ``stream``: many short lines through :func:`picomaml.ner.tag.tag_stream` (what
+* ``stream``: many short lines through :func:`picomaml.ner.tag_text.tag_stream` (what
   ``picomaml tag < FILE`` does, without the terminal output);
 * ``long_line``: one line of ``long_words`` words (windowed features, one Viterbi pass);
 * ``viterbi``: the CRF decoder alone on a ``[1, long_words, 7]`` emission tensor.
@@ -29,8 +29,8 @@ from picomaml.fileio import write_json
 from picomaml.model import PicoDecoder, config_for
 from picomaml.ner.config import FinetuneConfig
 from picomaml.ner.evaluate import LoadedRun, load_run
-from picomaml.ner.tag import format_result, split_words, tag_stream
-from picomaml.ner.tagger import build_tagger, resolve_device
+from picomaml.ner.head import build_tagger, resolve_device
+from picomaml.ner.tag_text import format_result, split_words, tag_stream
 
 #: Words the synthetic text is drawn from (Tagalog and Cebuano, names, punctuation).
 _TEXT = (

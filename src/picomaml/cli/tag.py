@@ -2,7 +2,7 @@
 text (parser: :mod:`picomaml.cli.parsers.tag`).
 
 Input is streamed: lines are read, tagged and written in bounded batches
-(:func:`picomaml.ner.tag.tag_stream`), so memory stays flat and, with a terminal or a pipe,
+(:func:`picomaml.ner.tag_text.tag_stream`), so memory stays flat and, with a terminal or a pipe,
 a line's tags appear as soon as the line arrives. When the input is a regular file
 (``--file``, or stdin redirected from one) a progress bar in bytes goes to stderr.
 """
@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from picomaml.cli.common import data_root
 from picomaml.errors import PicomamlError
 from picomaml.ner.evaluate import load_run
-from picomaml.ner.tag import format_result, split_words, tag_stream
+from picomaml.ner.tag_text import format_result, split_words, tag_stream
 
 
 def _regular_file_size(stream: IO[Any]) -> int | None:

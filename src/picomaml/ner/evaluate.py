@@ -52,8 +52,7 @@ from picomaml.model.backbone import backbone_shape, recorded_backbone_folder
 from picomaml.ner.config import FinetuneConfig
 from picomaml.ner.crf import CRFTagger
 from picomaml.ner.features import encode_sentences, word_features
-from picomaml.ner.metrics import bootstrap_f1_ci, entity_scores
-from picomaml.ner.tagger import (
+from picomaml.ner.head import (
     Logger,
     decode_features,
     gold_marginals,
@@ -65,6 +64,7 @@ from picomaml.ner.tagger import (
     stderr_log,
     tag_ids,
 )
+from picomaml.ner.metrics import bootstrap_f1_ci, entity_scores
 from picomaml.provenance import provenance
 
 

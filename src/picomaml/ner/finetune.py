@@ -56,8 +56,7 @@ from picomaml.ner.features import (
     pad_batch,
     word_features,
 )
-from picomaml.ner.metrics import entity_scores
-from picomaml.ner.tagger import (
+from picomaml.ner.head import (
     Logger,
     build_tagger,
     decode_features,
@@ -68,6 +67,7 @@ from picomaml.ner.tagger import (
     stderr_log,
     tag_ids,
 )
+from picomaml.ner.metrics import entity_scores
 from picomaml.ner.train_data import read_extra_train, training_sentences
 from picomaml.seeding import seed_everything
 

@@ -2,7 +2,7 @@
 
 ``picomaml tag`` reports words and entities by word index: its words come from the line
 after NFC normalisation and after invisible characters were dropped
-(:mod:`picomaml.ner.tag`), so a word is not always a verbatim substring of the input.
+(:mod:`picomaml.ner.tag_text`), so a word is not always a verbatim substring of the input.
 Tools that annotate the original text (spaCy's ``doc.ents``) need character offsets into
 that text; this module finds them by aligning grapheme clusters: each cluster of the
 original line is cleaned the way ``tag`` cleans the whole line (normalised, invisible
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import regex
 
-from picomaml.ner.tag import TaggedSentence, _drop_invisible, normalize_text
+from picomaml.ner.tag_text import TaggedSentence, _drop_invisible, normalize_text
 
 _CLUSTER_RE = regex.compile(r"\X")
 Offsets = tuple[int, int]

@@ -8,7 +8,7 @@
 
 spaCy finds the factory through the ``spacy_factories`` entry point of the installed
 package (pyproject.toml), so no import is needed. Tagging goes through the same library
-calls as ``picomaml tag`` (:func:`picomaml.ner.tag.tag_lines`): each line of a doc is one
+calls as ``picomaml tag`` (:func:`picomaml.ner.tag_text.tag_lines`): each line of a doc is one
 sentence, normalised and split into words the same way, and ``nlp.pipe`` tags a whole
 batch of docs with one call. Entities come back as character offsets in the doc's text
 (:mod:`picomaml.ner.offsets`), so they equal ``tag``'s whatever spaCy's tokenizer did.
@@ -119,7 +119,7 @@ class PicomamlNER:
 
     def _tag_batch(self, docs: list[Doc]) -> list[Doc]:
         from picomaml.ner.offsets import entity_offsets
-        from picomaml.ner.tag import tag_lines
+        from picomaml.ner.tag_text import tag_lines
 
         where = [
             (d, offset, line) for d, doc in enumerate(docs) for offset, line in _lines(doc.text)

@@ -18,7 +18,7 @@ from picomaml.cli.main import main as cli_main
 from picomaml.data.labels import LABELS
 from picomaml.ner.crf import LinearChainCRF, iob2_constraints
 from picomaml.ner.evaluate import load_run
-from picomaml.ner.tag import BATCH_LINES, tag_lines, tag_stream
+from picomaml.ner.tag_text import BATCH_LINES, tag_lines, tag_stream
 
 
 def test_stream_reads_bounded_batches_and_yields_before_reading_on(tiny_ner_run: Path) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from picomaml.cli.main import main as cli_main
-from picomaml.ner.tag import (
+from picomaml.ner.tag_text import (
     TaggedSentence,
     display_width,
     normalize_text,
