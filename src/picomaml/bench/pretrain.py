@@ -162,6 +162,48 @@ def _memory(
     return cpu_peak_bytes(spec)
 
 
+def _ar_rows(meta: MetaSection, episode_tokens: int, seq_len: int) -> int:
+    """AR rows of ``seq_len`` tokens that hold as many tokens as one episode."""
+    if episode_tokens % seq_len:
+        raise PicomamlError(
+            f"bench: episode tokens {meta.ways}x({meta.shots}+{meta.queries})x{meta.window}="
+            f"{episode_tokens} are not a multiple of --seq-len {seq_len}; pick sizes that divide"
+        )
+    return episode_tokens // seq_len
+
+
+def _check_window(model: nn.Module, vs_seq_len: int) -> None:
+    """Fail before any timing when the pico-train comparison's rows exceed the window."""
+    if vs_seq_len > model.config.max_seq_len:
+        raise PicomamlError(
+            f"bench: --vs-seq-len {vs_seq_len} exceeds the model window {model.config.max_seq_len}"
+        )
+
+
+def _rows(pool: np.ndarray, width: int) -> np.ndarray:
+    """``pool`` cut into rows of ``width`` tokens (the tail that does not fill one dropped)."""
+    return pool[: pool.size // width * width].reshape(-1, width)
+
+
+def _inputs(
+    data_root: Path | None,
+    *,
+    sampler_meta: MetaSection,
+    seed: int,
+    n_episodes: int,
+    n_tokens: int,
+    width: int,
+) -> tuple[np.ndarray, str, list[Episode], float]:
+    """The token pool, where it came from, ``n_episodes`` sampled episodes and the mean
+    seconds to sample one (episodes are drawn before any timing)."""
+    pool, vocab, source = _token_pool(data_root, n_tokens, seed)
+    sampler = build_sampler(sampler_meta, _rows(pool, width), vocab, MASK_ID)
+    rng = np.random.default_rng(seed)
+    start = time.perf_counter()
+    episodes: list[Episode] = [sampler.sample(rng) for _ in range(n_episodes)]
+    return pool, source, episodes, (time.perf_counter() - start) / len(episodes)
+
+
 def run_bench(
     *,
     size: str = "tiny",
@@ -210,134 +252,173 @@ def run_bench(
     modes = compile_modes(compile, dev)
     if vs_pico_train is not None:
         load_pico_train(vs_pico_train)  # a bad checkout fails now, not after the timings
+    meta = MetaSection(
+        enabled=True, ways=ways, shots=shots, queries=queries, window=window,
+        min_word_count=max(shots + queries, 16), max_word_frequency=1e-3, pool_tokens=None,
+    )  # fmt: skip
     episode_tokens = ways * (shots + queries) * window
-    if episode_tokens % seq_len:
-        raise PicomamlError(
-            f"bench: episode tokens {ways}x({shots}+{queries})x{window}={episode_tokens} "
-            f"are not a multiple of --seq-len {seq_len}; pick sizes that divide"
-        )
-    rows = episode_tokens // seq_len
+    rows = _ar_rows(meta, episode_tokens, seq_len)
     vs_batch, vs_seq_len = vs_batch or rows, vs_seq_len or seq_len
     torch.manual_seed(seed)
     if model is None:
         model = PicoDecoder(config_for(size, max_seq_len=max(seq_len, window, vs_seq_len)))
-    if vs_pico_train is not None and vs_seq_len > model.config.max_seq_len:
-        raise PicomamlError(
-            f"bench: --vs-seq-len {vs_seq_len} exceeds the model window {model.config.max_seq_len}"
-        )
+    if vs_pico_train is not None:
+        _check_window(model, vs_seq_len)
     model = model.to(dev).train()
-    meta = MetaSection(
-        enabled=True, ways=ways, shots=shots, queries=queries, window=window,
-        min_word_count=max(shots + queries, 16),
-        max_word_frequency=1e-3,
-        pool_tokens=None,
-    )  # fmt: skip
     head = MetaHead.from_config(model.config.d_model, meta).to(dev)
 
-    pool, vocab, source = _token_pool(
-        data_root, max(400_000, 4 * episode_tokens, 2 * vs_batch * (vs_seq_len + 1)), seed
-    )
-    width = max(seq_len + 1, window)
-    pool_rows = pool[: pool.size // width * width].reshape(-1, width)
-    sampler = build_sampler(meta, pool_rows, vocab, MASK_ID)
-    rng = np.random.default_rng(seed)
-    start = time.perf_counter()
-    episodes: list[Episode] = [sampler.sample(rng) for _ in range(warmup + iters)]
-    sample_s = (time.perf_counter() - start) / len(episodes)
-    ar_rows = torch.from_numpy(pool_rows[:rows, : seq_len + 1].copy()).to(dev)
-    _, dtype = autocast_context(dev)
-
-    models = {
-        m: model if m == "eager" else compile_blocks(copy.deepcopy(model), backend=compile_backend)
-        for m in modes
-    }
-    n_params = sum(p.numel() for p in model.parameters())
+    pool, source, episodes, sample_s = _inputs(
+        data_root, sampler_meta=meta, seed=seed, n_episodes=warmup + iters,
+        n_tokens=max(400_000, 4 * episode_tokens, 2 * vs_batch * (vs_seq_len + 1)),
+        width=max(seq_len + 1, window),
+    )  # fmt: skip
+    ar_rows = torch.from_numpy(_rows(pool, max(seq_len + 1, window))[:rows, : seq_len + 1].copy())
+    ar_rows = ar_rows.to(dev)
+    models = {m: _as_mode(model, m, compile_backend) for m in modes}
     device_name = torch.cuda.get_device_name(dev) if cuda else "cpu"
-    flops_per_token = model_flops_per_token(model.config, seq_len)
-    peak_value, peak_source = peak_tflops(device_name, peak)
+    timing = _Timing(
+        dev=dev, head=head, meta=meta, episodes=episodes, ar_rows=ar_rows,
+        warmup=warmup, iters=iters, episode_tokens=episode_tokens,
+        flops_per_token=model_flops_per_token(model.config, seq_len),
+        peak=peak_tflops(device_name, peak), sample_s=sample_s,
+        ar_loss_impl=ar_loss_impl, compile_backend=compile_backend, seed=seed,
+        config=config_dict(model.config) if memory else None,
+    )  # fmt: skip
+    results, method = _time_modes(timing, models)
+    vs = None
+    if vs_pico_train is not None:
+        vs_rows = pool[: vs_batch * (vs_seq_len + 1)].reshape(vs_batch, vs_seq_len + 1)
+        vs = _vs_pico_train(vs_pico_train, models, model, vs_rows, timing, repeats=vs_repeats)
+    config = {
+        "size": size, "backbone_parameters": sum(p.numel() for p in model.parameters()),
+        "ways": ways, "shots": shots, "queries": queries, "window": window,
+        "inner_steps": meta.inner_steps, "seq_len": seq_len, "ar_rows": rows,
+        "tokens_per_microbatch": episode_tokens, "warmup": warmup, "iters": iters,
+        "pool": source, "ar_loss": ar_loss_impl, "compile_modes": modes,
+        "compile_backend": compile_backend if "compiled" in modes else None,
+    }  # fmt: skip
+    _, dtype = autocast_context(dev)
+    return {
+        "device": device_name, "dtype": str(dtype).replace("torch.", ""),
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "config": config,
+        **_summary(results, "compiled" if cuda else "eager"),
+        "memory_method": method, "vs_pico_train": vs,
+    }  # fmt: skip
+
+
+@dataclasses.dataclass(frozen=True)
+class _Timing:
+    """What every measured mode shares: the device, the inputs of both branches, the
+    iteration counts and the FLOP accounting."""
+
+    dev: torch.device
+    head: MetaHead
+    meta: MetaSection
+    episodes: list[Episode]
+    ar_rows: torch.Tensor
+    warmup: int
+    iters: int
+    episode_tokens: int
+    flops_per_token: float
+    peak: tuple[float | None, str]
+    sample_s: float
+    ar_loss_impl: ArLossImpl
+    compile_backend: str
+    seed: int
+    #: The model's config for the memory measurement; ``None``: memory is not measured.
+    config: dict[str, Any] | None
+
+
+def _as_mode(model: nn.Module, mode: str, backend: str) -> nn.Module:
+    """``model`` itself for ``eager``; a copy with compiled blocks for ``compiled``."""
+    return model if mode == "eager" else compile_blocks(copy.deepcopy(model), backend=backend)
+
+
+def _time_modes(
+    t: _Timing, models: dict[str, nn.Module]
+) -> tuple[dict[str, dict[str, Any]], str | None]:
+    """Every mode's figures, and the memory method (``None`` when memory was not measured)."""
     results: dict[str, dict[str, Any]] = {}
     method = None
     for mode, m in models.items():
-        ar_step = make_ar_step(m, ar_rows, dev, ar_loss_impl)
-        maml_step = make_maml_step(m, head, episodes, meta, dev)
-        ar_s, ar_first = _time(ar_step, warmup, iters, dev)
-        maml_s, maml_first = _time(maml_step, warmup, iters, dev)
-        achieved = episode_tokens / ar_s * flops_per_token / 1e12
-        ar_mem = maml_mem = None
-        if memory:
-            spec = {
-                "config": config_dict(model.config), "compiled": mode == "compiled",
-                "compile_backend": compile_backend, "seed": seed,
-                "threads": torch.get_num_threads(),
-            }  # fmt: skip
-            ar_spec = MemorySpec(branch="ar", ar_loss=ar_loss_impl, rows=ar_rows.cpu(), **spec)
-            maml_spec = MemorySpec(
-                branch="maml", meta=dataclasses.asdict(meta), episode=episodes[0], **spec
-            )
-            ar_mem, method = _memory(ar_step, dev, ar_spec)
-            maml_mem, method = _memory(maml_step, dev, maml_spec)
-        results[mode] = {
-            "ar": {
-                "seconds": ar_s,
-                "tokens_per_s": episode_tokens / ar_s,
-                "warmup_seconds": ar_first,
-                "peak_memory_bytes": ar_mem,
-                "model_flops_per_token": flops_per_token,
-                "achieved_tflops": achieved,
-                "peak_tflops": peak_value,
-                "peak_source": peak_source,
-                "mfu": achieved / peak_value if peak_value else None,
-            },
-            "maml": {
-                "seconds": maml_s,
-                "tokens_per_s": episode_tokens / maml_s,
-                "warmup_seconds": maml_first,
-                "peak_memory_bytes": maml_mem,
-                "episode_sampling_seconds": sample_s,
-            },
-            "maml_over_ar_time": maml_s / ar_s,
-        }
-    default_mode = "compiled" if cuda else "eager"
-    mode = default_mode if default_mode in results else modes[0]
-    both = len(results) == 2
-    vs = None
-    if vs_pico_train is not None:
-        flat = pool[: vs_batch * (vs_seq_len + 1)].reshape(vs_batch, vs_seq_len + 1)
-        vs_rows = torch.from_numpy(flat.copy()).to(dev)
-        ours = {}
-        for name, m in models.items():
-            step = make_ar_step(m, vs_rows, dev, ar_loss_impl)
-            ours[name] = functools.partial(step, 0)
-        if ar_loss_impl == "chunked" and "eager" in models:  # before/after, same process
-            ours["eager_full_logits"] = functools.partial(
-                make_ar_step(models["eager"], vs_rows, dev, "full"), 0
-            )
-        vs = compare(
-            vs_pico_train, ours, model, vs_rows, dev, repeats=vs_repeats, warmup=max(warmup, 1)
+        results[mode], mode_method = _time_mode(t, mode, m)
+        method = mode_method or method
+    return results, method
+
+
+def _time_mode(t: _Timing, mode: str, m: nn.Module) -> tuple[dict[str, Any], str | None]:
+    """One mode's AR and MAML timings (and peak memory), and the memory method used."""
+    ar_step = make_ar_step(m, t.ar_rows, t.dev, t.ar_loss_impl)
+    maml_step = make_maml_step(m, t.head, t.episodes, t.meta, t.dev)
+    ar_s, ar_first = _time(ar_step, t.warmup, t.iters, t.dev)
+    maml_s, maml_first = _time(maml_step, t.warmup, t.iters, t.dev)
+    achieved = t.episode_tokens / ar_s * t.flops_per_token / 1e12
+    ar_mem = maml_mem = method = None
+    if t.config is not None:
+        spec = {
+            "config": t.config, "compiled": mode == "compiled",
+            "compile_backend": t.compile_backend, "seed": t.seed,
+            "threads": torch.get_num_threads(),
+        }  # fmt: skip
+        ar_spec = MemorySpec(branch="ar", ar_loss=t.ar_loss_impl, rows=t.ar_rows.cpu(), **spec)
+        maml_spec = MemorySpec(
+            branch="maml", meta=dataclasses.asdict(t.meta), episode=t.episodes[0], **spec
         )
+        ar_mem, method = _memory(ar_step, t.dev, ar_spec)
+        maml_mem, method = _memory(maml_step, t.dev, maml_spec)
+    peak_value, peak_source = t.peak
     return {
-        "device": device_name,
-        "dtype": str(dtype).replace("torch.", ""),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "config": {
-            "size": size,
-            "backbone_parameters": n_params,
-            "ways": ways,
-            "shots": shots,
-            "queries": queries,
-            "window": window,
-            "inner_steps": meta.inner_steps,
-            "seq_len": seq_len,
-            "ar_rows": rows,
-            "tokens_per_microbatch": episode_tokens,
-            "warmup": warmup,
-            "iters": iters,
-            "pool": source,
-            "ar_loss": ar_loss_impl,
-            "compile_modes": modes,
-            "compile_backend": compile_backend if "compiled" in modes else None,
+        "ar": {
+            "seconds": ar_s,
+            "tokens_per_s": t.episode_tokens / ar_s,
+            "warmup_seconds": ar_first,
+            "peak_memory_bytes": ar_mem,
+            "model_flops_per_token": t.flops_per_token,
+            "achieved_tflops": achieved,
+            "peak_tflops": peak_value,
+            "peak_source": peak_source,
+            "mfu": achieved / peak_value if peak_value else None,
         },
+        "maml": {
+            "seconds": maml_s,
+            "tokens_per_s": t.episode_tokens / maml_s,
+            "warmup_seconds": maml_first,
+            "peak_memory_bytes": maml_mem,
+            "episode_sampling_seconds": t.sample_s,
+        },
+        "maml_over_ar_time": maml_s / ar_s,
+    }, method
+
+
+def _vs_pico_train(
+    checkout: str | Path,
+    models: dict[str, nn.Module],
+    model: nn.Module,
+    rows: np.ndarray,
+    t: _Timing,
+    *,
+    repeats: int,
+) -> dict[str, Any]:
+    """Our AR step (each mode; with the chunked loss also eager with full logits, the
+    before/after in the same process) against pico-train's decoder on ``rows``."""
+    vs_rows = torch.from_numpy(rows.copy()).to(t.dev)
+    ours = {
+        name: functools.partial(make_ar_step(m, vs_rows, t.dev, t.ar_loss_impl), 0)
+        for name, m in models.items()
+    }
+    if t.ar_loss_impl == "chunked" and "eager" in models:
+        ours["eager_full_logits"] = functools.partial(
+            make_ar_step(models["eager"], vs_rows, t.dev, "full"), 0
+        )
+    return compare(checkout, ours, model, vs_rows, t.dev, repeats=repeats, warmup=max(t.warmup, 1))
+
+
+def _summary(results: dict[str, dict[str, Any]], default_mode: str) -> dict[str, Any]:
+    """The report's headline: the figures of ``default_mode`` (else the first mode measured)
+    against the 1.5 target, every mode, and the compile speed-up when both modes ran."""
+    mode = default_mode if default_mode in results else next(iter(results))
+    both = len(results) == 2
+    return {
         "mode": mode,
         "ar": results[mode]["ar"],
         "maml": results[mode]["maml"],
@@ -351,8 +432,6 @@ def run_bench(
         }
         if both
         else None,
-        "memory_method": method,
-        "vs_pico_train": vs,
     }
 
 
