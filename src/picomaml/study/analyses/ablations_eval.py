@@ -89,21 +89,7 @@ def analysis_particle_ablation(data: StudyData, ctx: Context) -> Analysis:
         for side, name in ((0, ctx.spec.baseline_variant), (1, ctx.spec.treatment_variant)):
             cells = [p[side] for p in pairs]
             with_, without = system(cells, code, ["PER"]), system(cells, key, ["PER"])
-            rows.append(
-                {
-                    "dataset": code,
-                    "variant": name,
-                    "cells": len(cells),
-                    "PER spans after a particle": masked,
-                    "PER F1 with (%)": pct(st.f1(with_)),
-                    "PER F1 without (%)": pct(st.f1(without)),
-                    "PER recall with (%)": pct(st.recall(with_)),
-                    "PER recall without (%)": pct(st.recall(without)),
-                    "with - without (pp) [95% CI]": st.contrast(
-                        [with_, without], [1, -1], n, seed
-                    ).text(),
-                }
-            )
+            rows.append(_particle_row(code, name, len(cells), masked, with_, without, ctx))
             files.append([c.file(f"predictions/{k}.iob2") for c in cells for k in (code, key)])
     if not rows:
         return a.missing(
@@ -150,23 +136,12 @@ def analysis_particle_ablation(data: StudyData, ctx: Context) -> Analysis:
             (quad[2:], ctx.spec.baseline_variant),
             (quad[:2], ctx.spec.treatment_variant),
         ):
-            rows.append(
-                {
-                    "dataset": f"{language} ({' + '.join(codes)})",
-                    "variant": name,
-                    "cells": len({p[0].cell_id for p in pairs}),
-                    "PER spans after a particle": sum(
-                        sets[c]["changes"]["masked_before_type"].get("PER", 0) for c in codes
-                    ),
-                    "PER F1 with (%)": pct(st.f1(with_)),
-                    "PER F1 without (%)": pct(st.f1(without)),
-                    "PER recall with (%)": pct(st.recall(with_)),
-                    "PER recall without (%)": pct(st.recall(without)),
-                    "with - without (pp) [95% CI]": st.contrast(
-                        [with_, without], [1, -1], n, seed
-                    ).text(),
-                }
+            masked = sum(sets[c]["changes"]["masked_before_type"].get("PER", 0) for c in codes)
+            dataset, n_cells = (
+                f"{language} ({' + '.join(codes)})",
+                len({p[0].cell_id for p in pairs}),
             )
+            rows.append(_particle_row(dataset, name, n_cells, masked, with_, without, ctx))
             files.append(cited)
         if language == "Tagalog":
             verdict = result
@@ -191,6 +166,24 @@ def analysis_particle_ablation(data: StudyData, ctx: Context) -> Analysis:
     a.table("Differences per language (pooled over its targets and every pair)", diffs, dfiles)
     a.figures.append(plots.save(plots.particles(rows), ctx.fig_dir, "a1_particles.png"))
     return a
+
+
+def _particle_row(
+    dataset: str, variant: str, cells: int, masked: int, with_: Any, without: Any, ctx: Context
+) -> dict[str, Any]:
+    """One row of A1's first table: PER F1 and recall with and without the particles."""
+    n, seed = ctx.spec.n_resamples, ctx.spec.bootstrap_seed
+    return {
+        "dataset": dataset,
+        "variant": variant,
+        "cells": cells,
+        "PER spans after a particle": masked,
+        "PER F1 with (%)": pct(st.f1(with_)),
+        "PER F1 without (%)": pct(st.f1(without)),
+        "PER recall with (%)": pct(st.recall(with_)),
+        "PER recall without (%)": pct(st.recall(without)),
+        "with - without (pp) [95% CI]": st.contrast([with_, without], [1, -1], n, seed).text(),
+    }
 
 
 def _pool_rows(index: dict[str, Any], ctx: Context) -> list[dict[str, Any]]:

@@ -62,20 +62,8 @@ def analysis_balance_ablation(data: StudyData, ctx: Context) -> Analysis:
     if not pairs or not targets:
         return a.missing("no balanced cell with a finished natural main cell beside it")
     n, seed = ctx.spec.n_resamples, ctx.spec.bootstrap_seed
-    counts, cfiles = [], []
-    for _nat, bal in pairs:
-        rec = bal.sampling or {}
-        before, after = rec.get("before", {}), rec.get("after", {})
-        counts.append(
-            {
-                "cell": bal.cell_id,
-                "sentences": after.get("sentences"),
-                **{f"{t} before": before.get(t) for t in TYPES},
-                **{f"{t} after": after.get(t) for t in TYPES},
-                "distinct sentences": rec.get("distinct_sentences"),
-            }
-        )
-        cfiles.append([bal.file("sampling.json")])
+    counts = [_balance_counts(bal) for _nat, bal in pairs]
+    cfiles = [[bal.file("sampling.json")] for _nat, bal in pairs]
     rows, files = [], []
     present = {p[0].variant for p in pairs}
     order = (ctx.spec.baseline_variant, ctx.spec.treatment_variant)
@@ -106,24 +94,7 @@ def analysis_balance_ablation(data: StudyData, ctx: Context) -> Analysis:
     main = st.contrast([lo_bal, lo_nat], [1, -1], n, seed)
     gold = int(lo_nat[:, 2].sum() // len(pairs))
     per_nat = st.f1(_stack(nat_all, targets, ["PER"]))
-    premise = None
-    if gold < st.MIN_SPANS:
-        premise = f"the targets hold {gold} gold LOC + ORG spans, fewer than {st.MIN_SPANS}"
-    elif per_nat < st.FLOOR:
-        premise = (
-            f"PER F1 of the natural cells is {100 * per_nat:.1f}%, below "
-            f"{100 * st.FLOOR:.0f}%: there is no PER-only transfer here for the type mix to "
-            "explain"
-        )
-    elif (
-        dev := summary_stats.mean([float(c.run.get("best_dev_f1", 0.0)) for c in bal_all])
-    ) < st.FLOOR:
-        premise = (
-            f"the balanced cells reach a source dev F1 of {100 * (dev or 0.0):.1f}% on average, "
-            f"below {100 * st.FLOOR:.0f}%: fine-tuning on the balanced data learned too little "
-            "to compare"
-        )
-    result = st.verdict(main, premise)
+    result = st.verdict(main, _balance_premise(gold, per_nat, bal_all))
     summary = [
         {
             "statistic": "LOC + ORG F1, balanced - natural, all pairs (pp) [95% CI]",
@@ -164,6 +135,41 @@ def analysis_balance_ablation(data: StudyData, ctx: Context) -> Analysis:
     a.table("Pooled statistics", summary, [every] * len(summary))
     a.figures.append(plots.save(plots.balance(rows), ctx.fig_dir, "a2_balance.png"))
     return a
+
+
+def _balance_counts(bal: CellRecord) -> dict[str, Any]:
+    """A balanced cell's span counts per type before and after resampling."""
+    rec = bal.sampling or {}
+    before, after = rec.get("before", {}), rec.get("after", {})
+    return {
+        "cell": bal.cell_id,
+        "sentences": after.get("sentences"),
+        **{f"{t} before": before.get(t) for t in TYPES},
+        **{f"{t} after": after.get(t) for t in TYPES},
+        "distinct sentences": rec.get("distinct_sentences"),
+    }
+
+
+def _balance_premise(gold: int, per_nat: float, bal_all: list[CellRecord]) -> str | None:
+    """Why A3's contrast cannot answer its question (``None``: it can): too few LOC + ORG
+    spans, no PER transfer for the type mix to explain, or balanced cells that learned too
+    little on the source."""
+    if gold < st.MIN_SPANS:
+        return f"the targets hold {gold} gold LOC + ORG spans, fewer than {st.MIN_SPANS}"
+    if per_nat < st.FLOOR:
+        return (
+            f"PER F1 of the natural cells is {100 * per_nat:.1f}%, below "
+            f"{100 * st.FLOOR:.0f}%: there is no PER-only transfer here for the type mix to "
+            "explain"
+        )
+    dev = summary_stats.mean([float(c.run.get("best_dev_f1", 0.0)) for c in bal_all])
+    if dev < st.FLOOR:
+        return (
+            f"the balanced cells reach a source dev F1 of {100 * (dev or 0.0):.1f}% on average, "
+            f"below {100 * st.FLOOR:.0f}%: fine-tuning on the balanced data learned too little "
+            "to compare"
+        )
+    return None
 
 
 def fewshot_points(data: StudyData) -> dict[tuple, list[tuple[int | None, float, float, str]]]:
