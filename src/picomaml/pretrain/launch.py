@@ -162,3 +162,22 @@ def average_grads(fabric: Fabric, params: list[nn.Parameter]) -> None:
         n = p.grad.numel()
         p.grad.copy_(flat[offset : offset + n].view_as(p.grad))
         offset += n
+
+
+class AutocastBackbone:
+    """The backbone's ``hidden_states`` under the run's precision, on any strategy.
+
+    Why: Fabric routes a marked method through the strategy's forward (and so through
+    the precision's autocast) only when the module is wrapped (DDP); on a single device
+    ``model.hidden_states`` would run outside autocast, so under ``bf16-mixed`` the
+    episodes would run in float32 while the AR branch runs in bf16. The output is
+    converted as Fabric converts a forward's output, so both routes give the same.
+    """
+
+    def __init__(self, fabric: Fabric, model: nn.Module) -> None:
+        self.fabric, self.model = fabric, model
+
+    def hidden_states(self, ids: Tensor) -> Tensor:
+        with self.fabric.autocast():
+            out = self.model.hidden_states(ids)
+        return self.fabric.strategy.precision.convert_output(out)

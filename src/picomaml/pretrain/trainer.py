@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 from lightning.fabric import Fabric
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from picomaml import layout
@@ -68,6 +68,7 @@ from picomaml.pretrain.inputs import (
     valid_batches,
 )
 from picomaml.pretrain.launch import (
+    AutocastBackbone,
     all_reduce_mean,
     all_reduce_min,
     average_grads,
@@ -120,25 +121,6 @@ def run_pretraining(
     return run_dir
 
 
-class _AutocastBackbone:
-    """The backbone's ``hidden_states`` under the run's precision, on any strategy.
-
-    Why: Fabric routes a marked method through the strategy's forward (and so through
-    the precision's autocast) only when the module is wrapped (DDP); on a single device
-    ``model.hidden_states`` would run outside autocast, so under ``bf16-mixed`` the
-    episodes would run in float32 while the AR branch runs in bf16. The output is
-    converted as Fabric converts a forward's output, so both routes give the same.
-    """
-
-    def __init__(self, fabric: Fabric, model: nn.Module) -> None:
-        self.fabric, self.model = fabric, model
-
-    def hidden_states(self, ids: Tensor) -> Tensor:
-        with self.fabric.autocast():
-            out = self.model.hidden_states(ids)
-        return self.fabric.strategy.precision.convert_output(out)
-
-
 @dataclass
 class _MicroBatch:
     """A micro-batch's inputs, already copied (or being copied) to the device."""
@@ -162,27 +144,43 @@ class Trainer:
         resume: bool,
         init_from: Path | None = None,
     ) -> None:
+        """Set up in the order the steps read: the run's record, then data, meta sampler,
+        model, optimiser and logging (each a method below). Data and sampler come before
+        the seed, so the model, head and optimizer are identical on every rank."""
         self.fabric, self.cfg, self.run_dir = fabric, cfg, run_dir
         self.rank, self.world = fabric.global_rank, fabric.world_size
         self.accum = cfg.training.accumulation_steps(self.world)
         self.ckpt_root = checkpoint_root(cfg, run_dir)
         self.meta_on = cfg.meta.enabled and cfg.meta.rho > 0
-        if is_fsdp(fabric):
-            raise PicomamlError(
-                "runtime.strategy=fsdp: Fabric can launch it, but this trainer's checkpoints "
-                "(a full Pico folder plus optimizer state) are not implemented for sharded "
-                "parameters; use ddp (every Pico tier fits on one GPU)"
-            )
+        self.step, self.tokens = 0, 0
+        self.branch_rng = np.random.default_rng([cfg.training.seed, 0xB7A2C4])
+        self.episode_rng = np.random.default_rng([cfg.training.seed, 0xE915])
         self._check_world()
-        resume_from = resume_point(cfg, run_dir, resume)
+        resume_from = self._start_run(resume, init_from)
+        self._setup_data(data_root)
+        self._setup_meta()
+        state = self._setup_model(resume_from)
+        self._setup_optimiser(state)
+        self._setup_logging()
+
+    # -- setup steps ------------------------------------------------------------------------
+
+    def _start_run(self, resume: bool, init_from: Path | None) -> Path | None:
+        """Record the run's start (rank 0) and say which checkpoint the weights come from:
+        the resume point, else ``init_from``, else none."""
+        resume_from = resume_point(self.cfg, self.run_dir, resume)
         if self.rank == 0:
-            write_run_start(cfg, run_dir, resume_from)
+            write_run_start(self.cfg, self.run_dir, resume_from)
             if resume_from is None and init_from is not None:
-                write_json(run_dir / layout.INIT_FROM, {"init_from": str(init_from)})
+                write_json(self.run_dir / layout.INIT_FROM, {"init_from": str(init_from)})
         if resume_from is None and init_from is not None:
             resume_from = Path(init_from)
-        fabric.barrier()
+        self.fabric.barrier()
+        return resume_from
 
+    def _setup_data(self, data_root: Path | None) -> None:
+        """This rank's training rows (and a note when the run repeats its corpus)."""
+        cfg = self.cfg
         self.data = load_training_data(cfg, data_root, self.rank, self.world)
         local = self.data.local_rows()
         passes = corpus_passes(cfg, local.n_rows) if local is not None else 0.0
@@ -193,20 +191,23 @@ class Trainer:
                 file=sys.stderr,
                 flush=True,
             )
+
+    def _setup_meta(self) -> None:
+        """The SMLMT episode sampler over the token pool (``None`` without meta steps)."""
         self.sampler = None
         if self.meta_on:
             assert self.data.pool is not None
             vocab = decode_vocab(self.data.tokenizer)
-            self.sampler = build_sampler(cfg.meta, self.data.pool, vocab, MASK_ID)
+            self.sampler = build_sampler(self.cfg.meta, self.data.pool, vocab, MASK_ID)
 
-        # Model, head, optimizer and schedule: identical on every rank (seeded).
+    def _setup_model(self, resume_from: Path | None) -> dict[str, Any] | None:
+        """Seeded decoder and meta head (weights from ``resume_from``), compiled blocks,
+        wrapped by Fabric; returns the checkpoint's training state (``None``: fresh)."""
+        cfg, fabric = self.cfg, self.fabric
         seed_everything(cfg.training.seed)
         pico = pico_config(cfg)
         model = PicoDecoder(pico)
         head = MetaHead.from_config(pico.d_model, cfg.meta) if cfg.meta.enabled else None
-        self.step, self.tokens = 0, 0
-        self.branch_rng = np.random.default_rng([cfg.training.seed, 0xB7A2C4])
-        self.episode_rng = np.random.default_rng([cfg.training.seed, 0xE915])
         state = None
         if resume_from is not None:
             loaded, head_state, state = ckpt.load_checkpoint(resume_from)
@@ -215,7 +216,6 @@ class Trainer:
                 if head_state is None:
                     raise PicomamlError(f"{resume_from}: no {ckpt.HEAD_FILE} for the meta head")
                 head.load_state_dict(head_state)
-
         # Blocks compiled in place: parameter names (and so checkpoints) stay plain.
         self.compiled = maybe_compile(model, cfg.runtime.compile, fabric.device)
         if self.compiled and self.rank == 0:
@@ -228,28 +228,42 @@ class Trainer:
         self.raw_model, self.head = model, head
         self.model = fabric.setup_module(model)
         self.model.mark_forward_method("hidden_states")
-        self.backbone = _AutocastBackbone(fabric, self.model)
+        self.backbone = AutocastBackbone(fabric, self.model)
         self.gather = gather_equal(fabric)
         if head is not None:
             head.to(fabric.device)
-        optimizer = build_optimizer(model, head, cfg)
-        self.scheduler = build_scheduler(optimizer, cfg.training)
+        return state
+
+    def _setup_optimiser(self, state: dict[str, Any] | None) -> None:
+        """AdamW over the decoder and head, its schedule, and on resume their state and the
+        loop's position (step, tokens, generators, data order)."""
+        optimizer = build_optimizer(self.raw_model, self.head, self.cfg)
+        self.scheduler = build_scheduler(optimizer, self.cfg.training)
         if state is not None:
             load_optimizer_state(optimizer, state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self._restore(state)
         self.raw_optimizer = optimizer
-        self.optimizer = fabric.setup_optimizers(optimizer)
-        self.valid_batches = valid_batches(self.data.valid, cfg.dynamics)
-        self.acc = StatsAccumulator(fabric.device)
+        self.optimizer = self.fabric.setup_optimizers(optimizer)
+
+    def _setup_logging(self) -> None:
+        """Held-out batches for the dynamics log, the statistics accumulator, and the slot
+        for the micro-batch prepared ahead."""
+        self.valid_batches = valid_batches(self.data.valid, self.cfg.dynamics)
+        self.acc = StatsAccumulator(self.fabric.device)
         # One micro-batch prepared ahead (and the branch draws of its step when it opens
         # the next step); never across a checkpoint, so saved positions stay exact.
         self._ahead: _MicroBatch | None = None
         self._ahead_draws: list[bool] | None = None
 
-    # -- setup helpers ----------------------------------------------------------------------
-
     def _check_world(self) -> None:
+        """Fail before any work on a strategy or a world size the run cannot use."""
+        if is_fsdp(self.fabric):
+            raise PicomamlError(
+                "runtime.strategy=fsdp: Fabric can launch it, but this trainer's checkpoints "
+                "(a full Pico folder plus optimizer state) are not implemented for sharded "
+                "parameters; use ddp (every Pico tier fits on one GPU)"
+            )
         m = self.cfg.meta
         if self.meta_on and (m.ways * m.shots % self.world or m.ways * m.queries % self.world):
             raise PicomamlError(
