@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from picomaml.errors import PicomamlError
 from picomaml.layout import PICO_HF_FILES
 from picomaml.model import PicoConfig, PicoDecoder, load_pico, read_pico_config, save_pico
-from picomaml.model.pico import state_shapes
+from picomaml.model.pico_files import state_shapes
 
 SMALL = PicoConfig(d_model=48, n_layers=2, vocab_size=512, max_seq_len=64)
 

@@ -31,7 +31,8 @@ from torch import Tensor, nn
 
 from picomaml.bench.steps import autocast_context
 from picomaml.errors import PicomamlError
-from picomaml.model.pico import PICO_TRAIN_BATCH_SIZE, PicoConfig
+from picomaml.model.pico import PicoConfig
+from picomaml.model.pico_files import PICO_TRAIN_BATCH_SIZE
 
 
 @contextmanager

@@ -23,7 +23,8 @@ from picomaml import layout
 from picomaml.errors import PicomamlError
 from picomaml.fileio import write_text
 from picomaml.model.hf_files import write_hf_files
-from picomaml.model.pico import HF_PREFIX, _hf_config, load_pico, read_pico_config, save_pico
+from picomaml.model.pico import HF_PREFIX
+from picomaml.model.pico_files import _hf_config, load_pico, read_pico_config, save_pico
 
 
 def export_targets(path: str | Path) -> list[Path]:

@@ -4,7 +4,7 @@
 ``config.json`` and ``model.safetensors``:
 
 * ``config.json`` keys ``auto_map`` (which class in which file), ``model_type`` and
-  ``architectures`` (:data:`HF_CONFIG_EXTRAS` adds what :func:`picomaml.model.pico._hf_config`
+  ``architectures`` (:data:`HF_CONFIG_EXTRAS` adds what :func:`picomaml.model.pico_files._hf_config`
   does not already write);
 * the modeling file :data:`~picomaml.layout.PICO_MODELING`, a verbatim copy of
   :mod:`picomaml.model.modeling_picomaml` (one source, shipped as a package module);

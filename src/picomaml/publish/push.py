@@ -56,7 +56,7 @@ def _read_yaml(path: Path) -> dict[str, Any] | None:
 def _stage_backbone(source: Path, dest: Path) -> int:
     """Copy config.json + weights and add the ``transformers`` files; the vocabulary size."""
     from picomaml.model.export import export_folder
-    from picomaml.model.pico import read_pico_config
+    from picomaml.model.pico_files import read_pico_config
 
     dest.mkdir(parents=True, exist_ok=True)
     for name in layout.PICO_FILES:
