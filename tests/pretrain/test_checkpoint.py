@@ -12,7 +12,7 @@ from picomaml.errors import PicomamlError
 from picomaml.layout import PICO_HF_FILES
 from picomaml.model import PicoConfig, PicoDecoder
 from picomaml.pretrain import checkpoint as ckpt
-from picomaml.pretrain.maml import MetaHead
+from picomaml.pretrain.meta_head import MetaHead
 
 
 def _model() -> PicoDecoder:

@@ -12,7 +12,8 @@ import torch.nn.functional as F
 
 from picomaml.errors import PicomamlError
 from picomaml.pretrain.config import MetaSection
-from picomaml.pretrain.maml import MetaHead, adapt_and_query, support_gradient
+from picomaml.pretrain.maml import adapt_and_query
+from picomaml.pretrain.meta_head import MetaHead, support_gradient
 from picomaml.pretrain.synthetic import SyntheticTask, run_collapsed_backbone
 
 WAYS, SHOTS, QUERIES, D_IN, D = 3, 2, 2, 5, 6

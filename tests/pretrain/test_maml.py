@@ -14,14 +14,11 @@ from torch import nn
 
 from picomaml.model import PicoConfig, PicoDecoder
 from picomaml.pretrain.config import MetaSection
-from picomaml.pretrain.maml import (
-    EPISODE_METRICS,
+from picomaml.pretrain.maml import EPISODE_METRICS, adapt_and_query, episode_inputs, episode_loss
+from picomaml.pretrain.meta_head import (
     MetaHead,
-    adapt_and_query,
     body_forward,
     dropout_masks,
-    episode_inputs,
-    episode_loss,
     feature_collapse,
     init_output_layer,
     prototype_loo_logits,

@@ -14,7 +14,7 @@ from picomaml.cli.main import main
 from picomaml.data.tokenizer import EOS_ID, MASK_ID, VOCAB_SIZE
 from picomaml.model import PicoConfig, PicoDecoder, save_pico
 from picomaml.pretrain.inputs import build_sampler
-from picomaml.pretrain.maml import window_features
+from picomaml.pretrain.meta_head import window_features
 from picomaml.pretrain.probe import (
     ProbeEpisodes,
     ProbeSettings,

@@ -35,7 +35,7 @@ from picomaml.errors import PicomamlError
 from picomaml.model import PicoConfig, PicoDecoder
 from picomaml.model.compile import compile_blocks
 from picomaml.pretrain.config import MetaSection
-from picomaml.pretrain.maml import MetaHead
+from picomaml.pretrain.meta_head import MetaHead
 from picomaml.pretrain.smlmt import Episode
 
 CPU_METHOD = (

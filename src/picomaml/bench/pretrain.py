@@ -55,7 +55,7 @@ from picomaml.model import PicoConfig, PicoDecoder, config_dict, config_for, cou
 from picomaml.model.compile import compile_blocks
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.inputs import build_sampler
-from picomaml.pretrain.maml import MetaHead
+from picomaml.pretrain.meta_head import MetaHead
 from picomaml.pretrain.smlmt import Episode, decode_vocab
 
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, matched

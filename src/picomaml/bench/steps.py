@@ -18,7 +18,8 @@ from torch import Tensor, nn
 
 from picomaml.model.loss import ar_loss
 from picomaml.pretrain.config import MetaSection
-from picomaml.pretrain.maml import MetaHead, episode_loss
+from picomaml.pretrain.maml import episode_loss
+from picomaml.pretrain.meta_head import MetaHead
 from picomaml.pretrain.smlmt import Episode
 
 ArLossImpl = Literal["chunked", "full"]

@@ -247,7 +247,7 @@ class MetaSection:
     from which the paper's inner loop learns, see docs/pretraining.md), ``zeros`` or
     ``xavier`` (fresh per episode), or ``persistent`` (a meta-learned parameter of the
     head, the paper's Algorithm 1 read literally). ``representation`` is where a window's
-    feature is read (see :func:`picomaml.pretrain.maml.window_features`);
+    feature is read (see :func:`picomaml.pretrain.meta_head.window_features`);
     ``inner_dropout`` and ``query_dropout`` apply ``head_dropout`` in the inner loop and on
     the query pass (off by default: measured to slow meta-learning); ``center_features``
     subtracts the support set's mean feature, after ``normalize_features`` scaled each

@@ -54,12 +54,8 @@ from picomaml.fileio import read_json, write_json
 from picomaml.model import load_pico
 from picomaml.pretrain.config import MetaSection
 from picomaml.pretrain.inputs import build_sampler
-from picomaml.pretrain.maml import (
-    MetaHead,
-    adapt_and_query,
-    class_means,
-    window_features,
-)
+from picomaml.pretrain.maml import adapt_and_query
+from picomaml.pretrain.meta_head import MetaHead, class_means, window_features
 from picomaml.pretrain.smlmt import Episode, SMLMTSampler, WordSet, decode_vocab, document_ids
 from picomaml.seeding import seed_everything
 

@@ -29,7 +29,8 @@ import torch
 from torch import Tensor, nn
 
 from picomaml.pretrain.config import MetaSection
-from picomaml.pretrain.maml import MetaHead, adapt_and_query, class_means, support_gradient
+from picomaml.pretrain.maml import adapt_and_query
+from picomaml.pretrain.meta_head import MetaHead, class_means, support_gradient
 
 
 @dataclass(frozen=True)

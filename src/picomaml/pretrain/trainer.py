@@ -77,7 +77,8 @@ from picomaml.pretrain.launch import (
     gather_equal,
     is_fsdp,
 )
-from picomaml.pretrain.maml import EpisodeInputs, MetaHead, episode_inputs, episode_loss
+from picomaml.pretrain.maml import EpisodeInputs, episode_inputs, episode_loss
+from picomaml.pretrain.meta_head import MetaHead
 from picomaml.pretrain.optim import build_optimizer, load_optimizer_state
 from picomaml.pretrain.rundir import checkpoint_root, resume_point, run_dir_lock, write_run_start
 from picomaml.pretrain.schedule import build_scheduler
