@@ -40,6 +40,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
+from safetensors import SafetensorError
+
 from picomaml.errors import PicomamlError
 
 _counter = itertools.count()
@@ -135,10 +137,6 @@ def _native_error(exc: BaseException, path: Path) -> OSError | None:
     safetensors quotes the errno (``os error 28``); torch's message does not name the cause
     (``unexpected pos ...``), so a folder left with (almost) no free space is taken as ENOSPC.
     """
-    try:
-        from safetensors import SafetensorError
-    except ImportError:  # pragma: no cover - every supported safetensors exports it
-        SafetensorError = RuntimeError  # noqa: N806
     if not isinstance(exc, (RuntimeError, SafetensorError)):
         return None
     detail = " ".join(str(exc).split())

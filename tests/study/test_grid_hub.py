@@ -15,8 +15,9 @@ from picomaml.config import from_dict
 from picomaml.errors import PicomamlError
 from picomaml.model import hub as hub_module
 from picomaml.model.backbone import resolve_backbone
+from picomaml.study.cell import Cell
 from picomaml.study.config import GridConfig, load_grid
-from picomaml.study.grid import Cell, expand_cells, run_grid, shard_cells
+from picomaml.study.grid import expand_cells, run_grid, shard_cells
 from picomaml.study.report import write_report
 from tests.fixtures.fakehub import MAML, VANILLA
 

@@ -21,8 +21,9 @@ from pathlib import Path
 import yaml
 
 import picomaml
+from picomaml.study.cell import Cell
 from picomaml.study.config import GridConfig
-from picomaml.study.grid import Cell, run_grid
+from picomaml.study.grid import run_grid
 from tests.fixtures.holder import held_elsewhere
 from tests.study.test_grid import _grid, fake_runner
 from tests.test_process import alive

@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 from picomaml.data.tokenizer import EOS_ID
@@ -287,8 +289,6 @@ def parquet_files(path: str | Path) -> list[Path]:
 
 def load_parquet_rows(path: str | Path, seq_len: int, column: str = "input_ids") -> TokenRows:
     """Rows of pre-tokenized parquet shards (read fully into memory, shard by shard)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     pieces: list[np.ndarray] = []
     for file in parquet_files(path):
@@ -440,7 +440,7 @@ class HubRowStream:
     ) -> None:
         _check_rank(rank, world_size)
         try:
-            import datasets  # noqa: F401
+            import datasets  # noqa: F401  # optional (hub extra): asked for only when streaming
         except ImportError as exc:
             raise PicomamlError(
                 f"streaming {name!r} from the Hugging Face hub needs the 'datasets' package "
@@ -454,7 +454,7 @@ class HubRowStream:
 
     def _iterator(self) -> Iterator[dict[str, Any]]:
         if self._it is None:
-            import datasets
+            import datasets  # optional (hub extra), checked above
 
             try:
                 ds = datasets.load_dataset(self.name, split=self.split, streaming=True)

@@ -32,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokenizers import Tokenizer
+from tqdm.auto import tqdm
+
 from picomaml.data import standin
 from picomaml.data.paths import default_fetch_dir, find_data_dir, missing_data_message
 from picomaml.data.registry import DATASETS, UNER_SUBDIR
@@ -83,7 +86,6 @@ def _validate_iob2(path: Path) -> None:
 
 
 def _validate_tokenizer(path: Path) -> None:
-    from tokenizers import Tokenizer
 
     try:
         tok = Tokenizer.from_file(str(path))
@@ -250,7 +252,6 @@ class Manifest:
 
 def _progress_bar(total: int, enabled: bool | None):
     """A tqdm bar over the files to fetch; ``enabled=None`` shows it only on a terminal."""
-    from tqdm.auto import tqdm
 
     disable = None if enabled is None else not enabled
     return tqdm(total=total, desc="picomaml data download", unit="file", disable=disable)

@@ -18,6 +18,8 @@ import gzip
 from importlib import resources
 from pathlib import Path
 
+from tokenizers import Tokenizer
+
 from picomaml.errors import PicomamlError
 
 TOKENIZER_FILE = "tokenizers/olmo-7b-0724.json"
@@ -53,7 +55,6 @@ def _load(path: str | None, mtime_ns: int, size: int):
     """Parse and check a tokenizer once per process (a grid of many cells loads it twice
     per cell); keyed by the file's identity so a changed file is read again. Callers only
     encode with it, never change its settings."""
-    from tokenizers import Tokenizer
 
     if path is not None:
         try:

@@ -189,7 +189,7 @@ def parse_hub_ref(text: str) -> HubRef:
 def _hub() -> Any:
     """The ``huggingface_hub`` module, or a one-line error saying how to install it."""
     try:
-        import huggingface_hub
+        import huggingface_hub  # optional (hub extra): imported where a Hub call is made
     except ImportError as exc:
         raise PicomamlError(f"hf: backbones need huggingface_hub: {INSTALL_HINT}") from exc
     return huggingface_hub
@@ -204,7 +204,7 @@ def offline_mode() -> bool:
     if _true(os.environ.get("HF_HUB_OFFLINE")):
         return True
     try:
-        from huggingface_hub import constants
+        from huggingface_hub import constants  # optional (hub extra)
     except ImportError:
         return False
     return bool(getattr(constants, "HF_HUB_OFFLINE", False))
@@ -226,7 +226,7 @@ def cache_dir(explicit: str | Path | None = None) -> Path:
     if os.environ.get("HF_HOME"):
         return Path(os.environ["HF_HOME"]).expanduser() / "hub"
     _hub()  # the install hint when missing
-    from huggingface_hub import constants  # a lazy submodule: no attribute until imported
+    from huggingface_hub import constants  # optional (hub extra); a lazy submodule
 
     return Path(constants.HF_HUB_CACHE)
 
@@ -241,7 +241,7 @@ def _translate(
 ) -> PicomamlError:
     """One clear line for an error raised by huggingface_hub while fetching ``what``
     (``missing`` replaces the explanation when the Hub says ``what`` does not exist)."""
-    from huggingface_hub import utils as hf_utils
+    from huggingface_hub import utils as hf_utils  # optional (hub extra)
 
     repo, rev = ref.repo_id, ref.revision or "main"
     listing = f"picomaml model list-checkpoints {SCHEME}{repo}"
@@ -306,7 +306,7 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 
 def _hub_errors() -> tuple[type[BaseException], ...]:
-    from huggingface_hub import utils as hf_utils
+    from huggingface_hub import utils as hf_utils  # optional (hub extra)
 
     base = (hf_utils.HfHubHTTPError, hf_utils.EntryNotFoundError, OSError, ValueError)
     return base + _transport_errors()
@@ -421,7 +421,7 @@ def steps_from_commits(commits: Iterable[tuple[str, str]]) -> list[tuple[int, st
 
 
 def _folders(api: Any, ref: HubRef, path: str) -> list[str]:
-    from huggingface_hub.hf_api import RepoFolder
+    from huggingface_hub.hf_api import RepoFolder  # optional (hub extra)
 
     entries = api.list_repo_tree(ref.repo_id, path_in_repo=path or None, revision=ref.revision)
     return [e.path.rsplit("/", 1)[-1] for e in entries if isinstance(e, RepoFolder)]

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from picomaml.data.labels import LABEL2ID, LABELS
 from picomaml.data.registry import ALL, SOURCES, load_split
@@ -49,7 +50,6 @@ def progress_bar(
     if enabled is False:
         yield None
         return
-    from tqdm.auto import tqdm
 
     disable = None if enabled is None else not enabled
     with tqdm(

@@ -45,7 +45,10 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
+from picomaml import layout
+from picomaml.data.labels import LABELS
 from picomaml.errors import PicomamlError
+from picomaml.fileio import write_json
 
 FACTORY = "picomaml_ner"
 MODES = ("split", "expand", "skip")
@@ -58,7 +61,6 @@ if not Doc.has_extension("picomaml_unaligned"):
 
 def _fingerprint(run_dir: Path) -> str:
     """SHA-256 over the run's run.json and CRF head: what identifies a trained run."""
-    from picomaml import layout
 
     h = hashlib.sha256()
     for name in (layout.RUN_JSON, layout.CRF_HEAD):
@@ -88,7 +90,7 @@ class PicomamlNER:
         batch_size: int = 64,
         on_misaligned: str = "split",
     ) -> None:
-        from picomaml.ner.evaluate import load_run
+        from picomaml.ner.evaluate import load_run  # lazy: torch loads with the component
 
         if on_misaligned not in MODES:
             raise PicomamlError(
@@ -105,7 +107,6 @@ class PicomamlNER:
     @property
     def labels(self) -> tuple[str, ...]:
         """Entity types the run can predict (PER, LOC, ORG)."""
-        from picomaml.data.labels import LABELS
 
         return tuple(sorted({label[2:] for label in LABELS if label != "O"}))
 
@@ -118,8 +119,8 @@ class PicomamlNER:
             yield from self._tag_batch(list(batch))
 
     def _tag_batch(self, docs: list[Doc]) -> list[Doc]:
-        from picomaml.ner.offsets import entity_offsets
-        from picomaml.ner.tag_text import tag_lines
+        from picomaml.ner.offsets import entity_offsets  # lazy: torch loads with the component
+        from picomaml.ner.tag_text import tag_lines  # lazy: as above
 
         where = [
             (d, offset, line) for d, doc in enumerate(docs) for offset, line in _lines(doc.text)
@@ -201,7 +202,6 @@ class PicomamlNER:
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
         """Write the reference to the run (path and fingerprint; module docstring)."""
-        from picomaml.fileio import write_json
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)

@@ -25,9 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from picomaml import layout
+from picomaml.config import parse_yaml
 from picomaml.errors import PicomamlError
 from picomaml.fileio import copy_file, read_json, write_text
+from picomaml.model.backbone import recorded_backbone_folder, resolve_backbone
+from picomaml.model.export import export_folder
 from picomaml.model.hub import INSTALL_HINT, _endpoint, _first_line, _hub_errors, parse_hub_ref
+from picomaml.model.pico_files import read_pico_config
 from picomaml.publish.card import CardInputs, model_card
 
 NER_DIR = "ner"
@@ -45,7 +49,6 @@ class Staged:
 
 
 def _read_yaml(path: Path) -> dict[str, Any] | None:
-    from picomaml.config import parse_yaml
 
     if not path.is_file():
         return None
@@ -55,8 +58,6 @@ def _read_yaml(path: Path) -> dict[str, Any] | None:
 
 def _stage_backbone(source: Path, dest: Path) -> int:
     """Copy config.json + weights and add the ``transformers`` files; the vocabulary size."""
-    from picomaml.model.export import export_folder
-    from picomaml.model.pico_files import read_pico_config
 
     dest.mkdir(parents=True, exist_ok=True)
     for name in layout.PICO_FILES:
@@ -71,7 +72,6 @@ def _is_ner_run(path: Path) -> bool:
 
 def stage(run: str | Path, repo_id: str, dest: str | Path) -> Staged:
     """Write the repository's folder into ``dest`` (which must not exist or be empty)."""
-    from picomaml.model.backbone import recorded_backbone_folder, resolve_backbone
 
     run, dest = Path(run), Path(dest)
     if not run.exists():
@@ -117,8 +117,7 @@ def stage(run: str | Path, repo_id: str, dest: str | Path) -> Staged:
 def upload(folder: Path, repo_id: str, private: bool = False) -> str:
     """Create the repository if needed and upload ``folder`` in one commit; the commit id."""
     try:
-        # huggingface_hub is optional and slow to import: only an upload needs it.
-        import huggingface_hub
+        import huggingface_hub  # optional (hub extra) and slow: only an upload needs it
     except ImportError as exc:
         raise PicomamlError(f"push needs huggingface_hub: {INSTALL_HINT}") from exc
     api = huggingface_hub.HfApi(endpoint=_endpoint())

@@ -23,9 +23,9 @@ from typing import Any
 
 from picomaml import layout
 from picomaml.errors import PicomamlError
+from picomaml.study.cell import Cell
 from picomaml.study.config import GridConfig
 from picomaml.study.derived import read_index
-from picomaml.study.grid import Cell
 
 BALANCED = "balanced"
 FEWSHOT = "fewshot"

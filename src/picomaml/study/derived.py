@@ -23,6 +23,7 @@ from typing import Any
 
 from picomaml import layout
 from picomaml.data.particles import target_particles
+from picomaml.data.paths import no_data_root_error
 from picomaml.data.registry import get_dataset, load_split
 from picomaml.data.sampling import draw_fewshot, fewshot_pool, span_counts, split_halves
 from picomaml.data.transforms import MaskStats, mask_particles, substitute_names
@@ -233,8 +234,6 @@ def prepare_derived(
     if ab.particles is None and ab.names is None and ab.fewshot is None:
         return None
     if data_root is None:
-        from picomaml.data.paths import no_data_root_error
-
         raise no_data_root_error()
     codes = set()
     if ab.particles is not None:

@@ -44,41 +44,10 @@ from picomaml.model.hub import is_hub_ref
 from picomaml.ner.evaluate import evaluate_run
 from picomaml.ner.finetune import finetune
 from picomaml.process import Terminated, setup_worker, terminating
+from picomaml.study.ablations import ablation_cells, cell_plan
+from picomaml.study.cell import Cell
 from picomaml.study.config import BackboneSpec, GridConfig, build_finetune_config
 from picomaml.study.derived import prepare_derived
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One fine-tune + evaluate job. ``step`` is None for the backbone's final weights;
-    ``target``/``k``/``draw`` place a few-shot cell (``picomaml.study.ablations``)."""
-
-    kind: str  # "main", "sweep", or an ablation's: "balanced", "fewshot"
-    variant: str
-    size: str
-    regime: str
-    source: str
-    seed: int
-    backbone: str
-    step: int | None = None
-    target: str | None = None
-    k: int | None = None
-    draw: int | None = None
-
-    @property
-    def cell_id(self) -> str:
-        """Directory name; stable across reruns and shards."""
-        base = f"{self.variant}-{self.size}-{self.regime}-{self.source}-s{self.seed}"
-        if self.kind == "sweep":
-            return f"sweep-{base}-step{self.step:06d}"
-        if self.kind == "balanced":
-            return f"balanced-{base}"
-        if self.kind == "fewshot":
-            if not self.k:
-                return f"fewshot-{base}-k00"
-            return f"fewshot-{base}-{self.target}-k{self.k:02d}-d{self.draw}"
-        return base
-
 
 CellRunner = Callable[[Cell, Path, GridConfig, "Path | None"], None]
 
@@ -130,7 +99,6 @@ def expand_cells(cfg: GridConfig, results_dir: Path) -> list[Cell]:
                                         step,
                                     )
                                 )
-    from picomaml.study.ablations import ablation_cells  # builds on Cell, defined here
 
     cells += ablation_cells(cfg, results_dir)
     ids = [c.cell_id for c in cells]
@@ -423,7 +391,6 @@ def finetune_and_evaluate(
     cell: Cell, cell_dir: Path, cfg: GridConfig, data_root: Path | None
 ) -> None:
     """The default cell runner: ``picomaml finetune`` then ``picomaml evaluate``."""
-    from picomaml.study.ablations import cell_plan  # builds on Cell, defined here
 
     plan = cell_plan(cell, cfg, cell_dir.parent.parent)
     ft_cfg = build_finetune_config(
