@@ -22,7 +22,9 @@ class LearningRates:
     """AdamW learning rate per regime (the paper uses 3e-5 for both)."""
 
     head: float = 3e-5
+    """AdamW learning rate of the head regime (frozen backbone)."""
     full: float = 3e-5
+    """AdamW learning rate of the full regime (backbone fine-tuned too)."""
 
     def __post_init__(self) -> None:
         for name in ("head", "full"):
@@ -49,29 +51,56 @@ class FinetuneConfig:
     """
 
     backbone: str
+    """Backbone folder, run dir, step_N folder or hf: reference (required)."""
     source: str = "sk_snk"
+    """UNER source dataset code to fine-tune on, or all."""
     regime: Regime = "head"
+    """head: train the CRF head on frozen features; full: fine-tune the backbone too."""
     seed: int = 0
+    """Seed of the head, data order and dropout."""
     size: Size | None = None
+    """The tier the backbone must be (null: unchecked); a mismatch is an error, not a mislabelled
+    result."""
     lr: LearningRates = field(default_factory=LearningRates)
+    """Learning rate per regime."""
     weight_decay: float = 0.01
+    """AdamW weight decay."""
     epochs: int = 10
+    """Passes over the training sentences (at most; early stopping may end sooner)."""
     patience: int = 3
+    """Evaluations without a better source dev micro-F1 before stopping."""
     batch_size: int = 32
+    """Sentences per optimizer step."""
     eval_every: int = 0
+    """Optimizer steps between dev evaluations; 0: at the end of every epoch."""
     log_every: int = 10
+    """Optimizer steps between log lines."""
     grad_clip: float = 1.0
+    """Max gradient L2 norm; 0: off."""
     dropout: float = 0.0
+    """Dropout on the features before the CRF head."""
     max_train_sentences: int = 0
+    """Use the first N training sentences (0: all); recorded, for demos and tests."""
     max_dev_sentences: int = 0
+    """Use the first N dev sentences (0: all); recorded, for demos and tests."""
     constraints: bool = False
+    """Forbid invalid IOB2 transitions in the CRF (O -> I-X)."""
     dev_split: Literal["dev", "test"] = "dev"
+    """Split used for early stopping."""
     window: int | None = None
+    """Subword window fed to the backbone (null: its max_seq_len); longer sentences are split with
+    overlap."""
     feature_batch_size: int = 32
+    """Windows per forward pass when extracting features."""
     feature_cache_dir: str | None = None
+    """Cache of frozen-backbone features (head regime); null: none."""
     device: str = "auto"
+    """cpu, cuda, cuda:N or auto."""
     sampling: Literal["natural", "balanced"] = "natural"
+    """natural, or balanced: resample so PER, LOC and ORG spans are as equal as the data allows."""
     extra_train: str | None = None
+    """IOB2 file whose sentences are added to the training data (few-shot target sentences); null:
+    none."""
 
     def __post_init__(self) -> None:
         _check(bool(self.backbone), "backbone", "a path to a backbone", self.backbone)

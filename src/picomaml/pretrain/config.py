@@ -41,12 +41,19 @@ class ModelSection:
     """Backbone shape: a paper tier, optionally with explicit dimensions overriding it."""
 
     size: Size = "tiny"
+    """Paper tier the backbone starts from; the keys below override its dimensions."""
     d_model: int | None = None
+    """Model width (null: the tier's)."""
     n_layers: int | None = None
+    """Number of transformer blocks (null: the tier's)."""
     n_heads: int | None = None
+    """Query heads; must divide d_model (null: the tier's)."""
     n_kv_heads: int | None = None
+    """Key/value heads of grouped-query attention (null: the tier's)."""
     activation_hidden_dim: int | None = None
+    """Hidden width of the SwiGLU feed-forward (null: the tier's, 4 x d_model)."""
     max_seq_len: int | None = None
+    """Longest input (RoPE tables); null: covers data.seq_len and meta.window."""
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "n_kv_heads", "activation_hidden_dim"):
@@ -85,12 +92,22 @@ class DataSection:
     """Where the pretraining tokens come from and how they are packed."""
 
     corpus: str = "corpus/english-mini/train.jsonl.gz"
+    """Training corpus: a path under the path rule (module docstring), or a hub dataset name with
+    kind hub."""
     kind: Literal["auto", "jsonl", "text", "parquet", "hub"] = "auto"
+    """Corpus format; auto guesses it from the path (.jsonl(.gz), text, a parquet shard folder)."""
     valid: str | None = "corpus/english-mini/valid.jsonl.gz"
+    """Held-out split for perplexity in the dynamics log (local even when training streams); null:
+    none."""
     seq_len: int = 2048
+    """Tokens per packed training row (rows hold seq_len + 1 tokens: inputs and shifted targets)."""
     text_field: str = "text"
+    """JSON/parquet/hub field that holds the text."""
     cache_dir: str | None = None
+    """Where tokenized rows are cached (null: $PICOMAML_CACHE or the user cache); relative to the
+    current directory."""
     max_train_tokens: int | None = None
+    """Use only the first N training tokens (whole rows); null: the whole corpus."""
 
     def __post_init__(self) -> None:
         _check(self.seq_len > 1, "data.seq_len", "an integer > 1", self.seq_len)
@@ -126,10 +143,15 @@ class RuntimeSection:
     """
 
     accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto"
+    """Fabric accelerator (the CLI's --accelerator overrides it)."""
     devices: int | str = 1
+    """Devices per node: a count, -1 for all, or 'auto' (--devices)."""
     num_nodes: int = 1
+    """Machines in a multi-node launch (--num-nodes)."""
     strategy: Literal["auto", "ddp", "fsdp", "single_device"] = "auto"
+    """Fabric strategy; fsdp is refused (checkpoints are not sharded)."""
     compile: bool | Literal["auto"] = "auto"
+    """torch.compile the decoder blocks; auto = on CUDA only."""
 
     def __post_init__(self) -> None:
         _check(self.num_nodes >= 1, "runtime.num_nodes", "an integer >= 1", self.num_nodes)
@@ -154,19 +176,34 @@ class TrainingSection:
     """
 
     optimizer: Literal["adamw"] = "adamw"
+    """The outer optimizer (AdamW, the paper's)."""
     lr: float = 3e-4
+    """Peak learning rate after warm-up."""
     min_lr: float = 3e-5
+    """Learning rate at the end of the decay (0 <= min_lr <= lr)."""
     betas: tuple[float, float] = (0.9, 0.95)
+    """AdamW's beta1 and beta2."""
     eps: float = 1e-8
+    """AdamW's epsilon."""
     weight_decay: float = 0.1
+    """AdamW's decoupled weight decay."""
     warmup_steps: int = 2500
+    """Linear warm-up steps (at most max_steps)."""
     max_steps: int = 6000
+    """Optimizer steps of the run (the schedule's length)."""
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    """Decay after warm-up down to min_lr."""
     batch_size: int = 1024
+    """Sequences per optimizer step across all ranks (a multiple of micro_batch_size x world size).
+"""
     micro_batch_size: int = 32
+    """Sequences per rank and forward pass; accumulation steps follow."""
     grad_clip: float | None = 1.0
+    """Max global L2 norm of backbone and head gradients together; null: no clipping."""
     precision: Precision = "auto"
+    """Fabric precision; auto = bf16-mixed on CUDA, 32-true elsewhere."""
     seed: int = 0
+    """Seed of the model, head, data order, branch draws and episodes."""
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, "training.lr", "a positive number", self.lr)
@@ -260,37 +297,71 @@ class MetaSection:
     """
 
     enabled: bool = False
+    """Build the meta head and run SMLMT episodes (the only key the vanilla and MAML presets differ
+    in)."""
     learner: Literal["query_only", "proto_maml", "protonet"] = "protonet"
+    """How an episode's loss reaches the backbone (docs/pretraining.md, Episode learners)."""
     metric: Literal["euclidean", "cosine"] = "euclidean"
+    """Prototype distance: euclidean, or cosine on unit body outputs."""
     logit_scale: float | None = None
+    """Factor on the episode logits; null: 1 for euclidean, 10 for cosine."""
     learn_logit_scale: bool = False
+    """Make the logit scale a learned head parameter."""
     heldout_share: float = 0.1
+    """Share of candidate words (by a stable hash) that are never a class, kept for the probe."""
     rho: float = 0.5
+    """Probability that a micro-batch is a meta episode rather than an AR batch."""
     branch_draw: Literal["per_microbatch", "per_step"] = "per_microbatch"
+    """Draw the AR/meta branch per micro-batch, or once per optimizer step."""
     ways: int = 32
+    """Classes (words) per episode, N."""
     shots: int = 4
+    """Support windows per class, K."""
     queries: int = 4
+    """Query windows per class."""
     window: int = 128
+    """Tokens per episode window (at most data.seq_len)."""
     inner_steps: int = 10
+    """SGD steps of the inner loop on copies of the head (0: none)."""
     inner_lr: float = 1e-3
+    """Learning rate of the inner loop."""
     head_layers: int = 4
+    """Hidden Linear-ReLU-Dropout blocks of the persistent head body."""
     head_hidden: int = 128
+    """Width of the head body's hidden layers."""
     head_dropout: float = 0.1
+    """Dropout in the head body (applied where inner_dropout / query_dropout say)."""
     head_init: Literal["xavier", "kaiming", "normal"] = "xavier"
+    """Initialisation of the head body's linear layers."""
     output_init: Literal["prototypes", "zeros", "xavier", "persistent"] = "prototypes"
+    """The N-way output layer: prototypes (Proto-MAML), zeros or xavier (fresh per episode), or
+    persistent."""
     representation: Literal["mask", "last", "after_mask", "before_mask"] = "mask"
+    """Where a window's feature is read (picomaml.pretrain.meta_head.window_features)."""
     inner_dropout: bool = False
+    """Apply head_dropout in the inner loop (off: measured to slow meta-learning)."""
     query_dropout: bool = False
+    """Apply head_dropout on the query pass."""
     center_features: bool = True
+    """Subtract the support set's mean feature from support and query features."""
     normalize_features: bool = True
+    """Scale each feature to unit RMS before centring."""
     loss_weight: float = 1.0
+    """Factor on the meta loss in the outer update."""
     min_word_count: int = 32
+    """Fewest occurrences in the pool for a word to be a class (at least shots + queries)."""
     max_word_frequency: float = 5e-4
+    """Most occurrences for a class word, as a fraction of the pool's tokens."""
     allow_digits: bool = False
+    """Let words containing digits be classes."""
     allow_punct: bool = False
+    """Let punctuation tokens be classes."""
     whole_words: bool = True
+    """Ignore occurrences that only start a longer word (' John' + 'son')."""
     pool_tokens: int | None = 4_000_000
+    """Tokens (whole rows, in file order) the SMLMT sampler indexes; null: all."""
     head_lr: float | None = None
+    """Outer learning rate of the meta head; null: training.lr."""
 
     def __post_init__(self) -> None:
         _check(0.0 <= self.rho <= 1.0, "meta.rho", "a probability in [0, 1]", self.rho)
@@ -364,9 +435,13 @@ class CheckpointingSection:
     """
 
     every: int = 100
+    """Optimizer steps between checkpoints (the last step always saves one)."""
     dir: str = "checkpoints"
+    """Checkpoint folder, relative to the run directory."""
     keep_last: int | None = None
+    """Keep only the newest N step folders; null: all."""
     keep_state_last: int | None = None
+    """Keep optimizer/RNG state only in the newest N folders (weights stay); null: all."""
 
     def __post_init__(self) -> None:
         _check(self.every >= 1, "checkpointing.every", "an integer >= 1", self.every)
@@ -381,13 +456,19 @@ class DynamicsSection:
     """Learning dynamics (perplexity, SVD spectra, PER) every ``every`` optimizer steps."""
 
     enabled: bool = True
+    """Log learning dynamics (perplexity, SVD spectra, proportional effective rank)."""
     every: int = 100
+    """Optimizer steps between dynamics measurements."""
     layers: list[str] = field(
         default_factory=lambda: ["attention.v_proj", "attention.o_proj", "swiglu.w_2"]
     )
+    """Weight names, per block, whose spectra are measured."""
     eval_batches: int = 8
+    """Held-out batches for the perplexity."""
     eval_batch_size: int = 16
+    """Rows per held-out batch."""
     save_tensors: bool = True
+    """Save the measured tensors into the checkpoint folders."""
 
     def __post_init__(self) -> None:
         _check(self.every >= 1, "dynamics.every", "an integer >= 1", self.every)
@@ -400,10 +481,15 @@ class LoggingSection:
     """Console/metrics logging cadence; TensorBoard and W&B are opt-in."""
 
     every: int = 10
+    """Optimizer steps per logging window (metrics.jsonl, progress bar, loggers)."""
     progress_bar: bool = True
+    """Show a progress bar on a terminal."""
     tensorboard: bool = False
+    """Also log to TensorBoard (optional install)."""
     wandb: bool = False
+    """Also log to Weights & Biases (optional install)."""
     wandb_project: str | None = None
+    """W&B project name (null: W&B's default)."""
 
     def __post_init__(self) -> None:
         _check(self.every >= 1, "logging.every", "an integer >= 1", self.every)
@@ -414,13 +500,21 @@ class PretrainConfig:
     """The whole pretraining run; ``configs/pretrain/*.yaml`` map onto this one to one."""
 
     model: ModelSection = field(default_factory=ModelSection)
+    """The backbone's shape."""
     data: DataSection = field(default_factory=DataSection)
+    """The training and held-out corpus."""
     runtime: RuntimeSection = field(default_factory=RuntimeSection)
+    """How Fabric launches the run."""
     training: TrainingSection = field(default_factory=TrainingSection)
+    """The outer optimisation."""
     meta: MetaSection = field(default_factory=MetaSection)
+    """The MAML branch and its episodes."""
     checkpointing: CheckpointingSection = field(default_factory=CheckpointingSection)
+    """Checkpoint cadence and retention."""
     dynamics: DynamicsSection = field(default_factory=DynamicsSection)
+    """Learning-dynamics measurements."""
     logging: LoggingSection = field(default_factory=LoggingSection)
+    """Logging cadence and optional loggers."""
 
     def __post_init__(self) -> None:
         if self.model.max_seq_len is not None:

@@ -56,9 +56,13 @@ class ParticleAblation:
     :mod:`picomaml.data.particles` (``analysis.particles`` overrides them per target)."""
 
     mode: Literal["drop", "replace"] = "drop"
+    """drop the particle before each entity span, or replace it with replacement."""
     replacement: str = "ang"
+    """Token that replaces the particle with mode replace."""
     targets: list[str] = field(default_factory=lambda: list(TARGETS))
+    """Target sets copied without their particles."""
     types: list[str] = field(default_factory=lambda: list(ENTITY_TYPES))
+    """Entity types whose preceding particle is masked."""
 
     def __post_init__(self) -> None:
         _check_targets(self.targets)
@@ -81,9 +85,13 @@ class NameAblation:
     shares."""
 
     frequent: str | None = None
+    """Pool file of names frequent in the pretraining corpus; null: the shipped pool."""
     unseen: str | None = None
+    """Pool file of names absent from the pretraining corpus; null: the shipped pool."""
     seed: int = 0
+    """Seed of the name draw, shared by every backbone."""
     targets: list[str] = field(default_factory=lambda: list(TARGETS))
+    """Target sets whose PER spans are substituted."""
 
     def __post_init__(self) -> None:
         _check_targets(self.targets)
@@ -110,7 +118,9 @@ class BalanceAblation:
     cell of these regimes and sources (null = the grid's)."""
 
     regimes: list[Regime] | None = None
+    """Regimes given a balanced cell; null: the grid's."""
     sources: list[str] | None = None
+    """Sources given a balanced cell; null: the grid's."""
 
     def __post_init__(self) -> None:
         if self.regimes is not None:
@@ -123,7 +133,9 @@ class FewshotCurve:
     """Which fine-tuning regimes draw curves for which targets."""
 
     regimes: list[Regime]
+    """Fine-tuning regimes that draw these curves."""
     targets: list[str] = field(default_factory=lambda: list(TARGETS))
+    """Target sets with a curve."""
 
     def __post_init__(self) -> None:
         check(bool(self.regimes), "regimes", "a non-empty list", self.regimes)
@@ -144,13 +156,21 @@ class FewshotAblation:
     """
 
     ks: list[int] = field(default_factory=lambda: [0, 5, 10, 25, 50])
+    """Target sentences added to the fine-tuning data, one curve point each."""
     draws: int = 5
+    """Seeded draws per k (nested: a larger k extends a smaller one); at least 2."""
     seed: int = 0
+    """Seed of the draws."""
     split_seed: int = 0
+    """Seed that fixes each target's evaluation half, which no draw touches."""
     cap: bool = True
+    """Cut a k above what the other half holds (and say so) instead of failing."""
     sources: list[str] | None = None
+    """Sources of the few-shot cells; null: the grid's."""
     curves: Any = None  # list[FewshotCurve] | None, built in __post_init__
+    """Which regimes draw curves for which targets; null: the grid's regimes x every target."""
     finetune: dict[str, Any] = field(default_factory=dict)
+    """Fine-tuning keys for these cells only."""
 
     def __post_init__(self) -> None:
         check(bool(self.ks), "ks", "a non-empty list of integers >= 0", self.ks)
@@ -211,9 +231,13 @@ class AblationSpec:
     """
 
     particles: Any = None
+    """Particle masking (evaluation side); null: off."""
     names: Any = None
+    """Controlled name substitution (evaluation side); null: off."""
     balance: Any = None
+    """Balanced resampling (fine-tuning side); null: off."""
     fewshot: Any = None
+    """Few-shot target curves (fine-tuning side); null: off."""
 
     def __post_init__(self) -> None:
         self.particles = _section(ParticleAblation, self.particles, "particles")

@@ -54,11 +54,19 @@ class BackboneSpec:
     """
 
     variant: str
+    """Backbone variant name, e.g. vanilla or maml ([A-Za-z0-9_])."""
     size: str
+    """Tier name of the backbone."""
     path: str
+    """Run dir, checkpoints/step_N folder, Pico folder or hf: reference; {results} is the grid's
+    results dir."""
     pretrain_config: str | None = None
+    """Pretraining config that creates path (run by picomaml demo, quoted by grid)."""
     pretrain_overrides: list[str] = field(default_factory=list)
+    """Overrides for pretrain_config."""
     checkpoints: str | dict[int, str] | None = None
+    """Where a sweep finds step N outside a run dir: a template with {step}, or a step -> reference
+    mapping."""
 
     def __post_init__(self) -> None:
         for name in ("variant", "size"):
@@ -124,11 +132,17 @@ class SweepSpec:
     """
 
     variants: list[str]
+    """Backbone variants swept (each with every size must be a listed backbone)."""
     sizes: list[str]
+    """Backbone sizes swept."""
     regimes: list[Regime] = field(default_factory=lambda: ["head"])
+    """Fine-tuning regimes of the sweep's cells."""
     sources: list[str] = field(default_factory=lambda: ["sk_snk"])
+    """Source datasets of the sweep's cells."""
     seeds: list[int] = field(default_factory=lambda: [0])
+    """Fine-tuning seeds of the sweep's cells."""
     steps: list[int] | Literal["all"] = "all"
+    """Checkpoint steps, or all complete step_N folders of the run dir."""
 
     def __post_init__(self) -> None:
         if isinstance(self.steps, list):
@@ -146,6 +160,8 @@ class EvaluateSpec:
     datasets: list[str] = field(
         default_factory=lambda: [*TARGET_CODES, *PUD_CODES, "source"],
     )
+    """Test sets every cell is scored on (targets, PUD sets, source sets, or source for the cell's
+    own)."""
 
     def __post_init__(self) -> None:
         bad = [d for d in self.datasets if d not in EVAL_CHOICES]
@@ -161,10 +177,15 @@ class CaseStudySpec:
     """Which vanilla/MAML pair the case studies compare (Appendix B); None = first found."""
 
     size: str | None = None
+    """Size of the compared pair; null: the first found."""
     regime: Regime | None = "head"
+    """Regime of the compared pair; null: the first found."""
     source: str | None = "sk_snk"
+    """Source of the compared pair; null: the first found."""
     seed: int | None = None
+    """Seed of the compared pair; null: the first found."""
     n_sentences: int = 3
+    """Sentences shown per case study."""
 
 
 @dataclass
@@ -174,13 +195,21 @@ class AnalysisSpec:
     particles: dict[str, list[str]] = field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_PARTICLES.items()}
     )
+    """Personal case particles per target dataset code (default: picomaml.data.particles)."""
     top_words: int = 10
+    """Words listed in the per-word tables."""
     sweep_source: str = "sk_snk"
+    """Source whose checkpoint sweep the sweep analyses read."""
     case_study: CaseStudySpec = field(default_factory=CaseStudySpec)
+    """Which vanilla/MAML pair the case studies compare."""
     n_resamples: int = 1000
+    """Bootstrap resamples of every interval (at least 10)."""
     bootstrap_seed: int = 0
+    """Seed of the bootstrap."""
     baseline_variant: str = "vanilla"
+    """Variant every contrast starts from."""
     treatment_variant: str = "maml"
+    """Variant compared against the baseline."""
 
     def __post_init__(self) -> None:
         check(self.top_words >= 1, "top_words", "an integer >= 1", self.top_words)
@@ -201,16 +230,27 @@ class GridConfig:
     """
 
     name: str
+    """Grid name ([A-Za-z0-9_-])."""
     backbones: list[BackboneSpec]
+    """The pretrained backbones, one per (variant, size)."""
     regimes: list[Regime] = field(default_factory=lambda: ["head", "full"])
+    """Fine-tuning regimes of the main cells."""
     sources: list[str] = field(default_factory=lambda: [*SOURCE_CODES, "all"])
+    """Source datasets of the main cells (UNER codes or all)."""
     seeds: list[int] = field(default_factory=lambda: [0])
+    """Fine-tuning seeds of the main cells."""
     finetune: dict[str, Any] = field(default_factory=dict)
+    """Fine-tuning keys applied to every cell (validated against the fine-tuning config)."""
     evaluate: EvaluateSpec = field(default_factory=EvaluateSpec)
+    """Which test sets every cell is scored on."""
     sweeps: list[SweepSpec] = field(default_factory=list)
+    """Checkpoint sweeps: cells fine-tuned from many pretraining steps."""
     analysis: AnalysisSpec = field(default_factory=AnalysisSpec)
+    """Knobs of the report's analyses."""
     ablations: AblationSpec = field(default_factory=AblationSpec)
+    """The ablations of Section 4.2; each off unless present."""
     description: str = ""
+    """Free text shown in the report."""
 
     def __post_init__(self) -> None:
         check(
