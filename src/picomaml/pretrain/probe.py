@@ -333,7 +333,7 @@ def run_probe(
     for target in targets:
         seed_everything(settings.seed)
         backbone = load_pico(target.folder)
-        desc = f"probe step_{target.step}" if target.step is not None else "probe"
+        desc = f"probe {layout.step_name(target.step)}" if target.step is not None else "probe"
         with tqdm(total=settings.episodes, desc=desc, unit="ep", leave=False) as bar:
             result = probe_backbone(backbone, episodes, progress=bar)
         entry = {"step": target.step, "backbone": target.name, "variant": variant}
