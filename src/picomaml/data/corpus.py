@@ -42,8 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from picomaml.data.tokenizer import EOS_ID
@@ -289,6 +287,8 @@ def parquet_files(path: str | Path) -> list[Path]:
 
 def load_parquet_rows(path: str | Path, seq_len: int, column: str = "input_ids") -> TokenRows:
     """Rows of pre-tokenized parquet shards (read fully into memory, shard by shard)."""
+    import pyarrow as pa  # lazy: slow to import; `data`, `report` and JSONL runs never need it
+    import pyarrow.parquet as pq  # lazy: as above
 
     pieces: list[np.ndarray] = []
     for file in parquet_files(path):
