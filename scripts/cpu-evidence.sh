@@ -7,7 +7,7 @@
 # (held-out words, the run's frequency rule, separate documents): `mask` features
 # (probe.json) and `before_mask` features (probe-before.json); then the diagnostic
 # continuation of seed 0 (control's step 500 -> 200 steps with rho=1 and with rho=0);
-# then print the tables.
+# the training-split probe at step 1000 (probe-train.json); then print the tables.
 #   scripts/cpu-evidence.sh [RUNS_DIR] [SEEDS...]     (default runs/cpu-evidence, seeds 0 1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,9 @@ probe_run() {  # NAME: every checkpoint, mask and before_mask features
     > "$runs/probe-$name.log" 2>&1
   OMP_NUM_THREADS=1 "$bin/picomaml" probe "$runs/$name" "${probe[@]}" --all-checkpoints \
     --representation before_mask --out "$runs/$name/probe-before.json" \
+    >> "$runs/probe-$name.log" 2>&1
+  OMP_NUM_THREADS=1 "$bin/picomaml" probe "$runs/$name/checkpoints/step_1000" "${probe[@]}" \
+    --split train --words training --out "$runs/$name/probe-train.json" \
     >> "$runs/probe-$name.log" 2>&1
 }
 control=(meta.loss_weight=0 checkpointing.every=100 checkpointing.keep_state_last=null)
@@ -59,9 +62,18 @@ branch "continue-meta-s$seed" 1.0 &
 branch "continue-lm-s$seed" 0.0 &
 wait
 for seed in "${seeds[@]}"; do
+  echo "## seed $seed, step 1000"
+  "$bin/python" scripts/evidence_table.py learners "$runs/maml-s$seed" "$runs/vanilla-s$seed" \
+    --control "$runs/control-s$seed" --at 1000 --train-probe probe-train.json
+  "$bin/python" scripts/evidence_table.py learners "$runs/maml-s$seed" "$runs/vanilla-s$seed" \
+    --control "$runs/control-s$seed" --at 1000 --probe probe-before.json
   for probe_file in probe.json probe-before.json; do
     echo "## seed $seed, $probe_file"
     "$bin/python" scripts/evidence_table.py "$runs/vanilla-s$seed" "$runs/maml-s$seed" \
       --control "$runs/control-s$seed" --probe "$probe_file"
   done
 done
+seed=${seeds[0]}
+echo "## continuation, seed $seed"
+"$bin/python" scripts/evidence_table.py learners "$runs/continue-meta-s$seed" \
+  "$runs/continue-lm-s$seed" --control "$runs/control-s$seed" --at 700

@@ -13,7 +13,9 @@ paired MAML - vanilla difference; with ``--control``, MAML - control.
 ``learners`` prints one row per run (the learner screening): the episode statistics over
 the ``--every`` steps up to ``--at``, validation perplexity at ``--at``, the training-split
 probe (``--train-probe``: the same training-word episodes scored for every backbone) and
-the held-out probe's paired difference against the control, prototype and adapted.
+the held-out probe's paired difference against the control, prototype and adapted. The
+same form gives the two-seed summary at step 1000 and the diagnostic continuation (runs
+with ``meta.rho`` 1 or 0 are labelled meta only / LM only).
 """
 
 from __future__ import annotations
@@ -73,11 +75,15 @@ def _window(run: PretrainRun, lo: int, hi: int) -> tuple[list[dict], float | Non
 
 def _label(run: PretrainRun) -> str:
     meta = run.config.get("meta", {})
-    if not meta.get("enabled") or not meta.get("rho"):
+    if not meta.get("enabled"):
         return "vanilla"
+    if not meta.get("rho"):
+        return "LM only (rho 0)"
     if not meta.get("loss_weight"):
         return "control (loss_weight 0)"
     label = str(meta.get("learner", "query_only"))
+    if meta.get("rho") == 1:
+        label += " meta only (rho 1)"
     if meta.get("metric") == "cosine":
         label += " cosine"
     if meta.get("learn_logit_scale"):
