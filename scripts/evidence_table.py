@@ -97,9 +97,17 @@ def learners_table(
     loaded = [load_pretrain_run(r) for r in [control, *runs]]
     held = [_probe(r.run_dir, probe) for r in loaded]
     _same_settings(held, "held-out")
-    trains = [_probe(r.run_dir, train_probe) for r in loaded] if train_probe else None
+    # A run without a training-split probe file gets "-" in that column, not an exit.
+    trains = (
+        [
+            _probe(r.run_dir, train_probe) if (r.run_dir / train_probe).is_file() else None
+            for r in loaded
+        ]
+        if train_probe
+        else None
+    )
     if trains:
-        _same_settings(trains, "training-split")
+        _same_settings([t for t in trains if t is not None], "training-split")
     base = _entry(held[0], at)
     if base is None:
         sys.exit(f"{control}/{probe}: step {at} was not probed")
@@ -112,7 +120,7 @@ def learners_table(
     for i, run in enumerate(loaded):
         rows, ppl = _window(run, at - every, at)
         entry = _entry(held[i], at)
-        train = _entry(trains[i], at) if trains else None
+        train = _entry(trains[i], at) if trains and trains[i] is not None else None
         cells = [
             _label(run),
             *(
