@@ -77,6 +77,17 @@ def test_parse_all_forms_and_round_trip(text, repo, revision, subfolder):
         ("hf:o/r--x", "invalid repository name 'r--x'"),
         ("hf:o/r x", "whitespace"),
         ("hf:o/r/a@b", "invalid subfolder segment 'a@b'"),
+        # hostile repository ids (issue 22, failure 3): never a path component
+        ("hf:../r", "invalid owner '..'"),
+        ("hf:o/..", "invalid repository name '..'"),
+        ("hf:./r", "invalid owner '.'"),
+        ("hf:o/a..b", "invalid repository name 'a..b'"),
+        ("hf:/etc/passwd", "invalid owner ''"),
+        ("hf:%2E%2E/r", "invalid owner '%2E%2E'"),
+        ("hf:o/r%2F..%2Fx", "invalid repository name 'r%2F..%2Fx'"),
+        ("hf:o\\..\\x/r", "invalid owner 'o\\\\..\\\\x'"),
+        ("hf:o/r\x00", "invalid repository name 'r\\x00'"),
+        ("hf:o/r\x1b", "invalid repository name 'r\\x1b'"),
     ],
 )
 def test_parse_errors_name_the_problem_and_the_form(text, why):
@@ -373,3 +384,22 @@ def test_hostile_values_from_the_server_are_refused_too():
     with pytest.raises(PicomamlError, match="invalid character"):
         parse_hub_ref(f"hf:{MAML}").child("a\x00b")
     assert parse_hub_ref(f"hf:{MAML}@refs%2Fpr%2F3").revision == "refs/pr/3"
+
+
+def test_a_cache_folder_that_escapes_the_cache_is_refused_before_any_request(
+    fake_hub, hub_cache, tmp_path
+):
+    """Valid references can still resolve outside the cache when a folder in it is a symlink
+    (planted, or left by another tool): every planned path is resolved and checked first."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    hub_cache.mkdir()
+    storage = hub_cache / f"models--{MAML.replace('/', '--')}"
+    storage.symlink_to(outside, target_is_directory=True)
+    reference = f"hf:{MAML}/checkpoints/step_0"
+    with pytest.raises(PicomamlError, match="outside the Hub cache") as err:
+        fetch_checkpoint(reference)
+    text = str(err.value)
+    assert text.startswith(f"{reference}: resolves to {storage}/refs/main") and "\n" not in text
+    assert text.endswith(f"outside the Hub cache {hub_cache}")
+    assert list(outside.rglob("*")) == [] and fake_hub.requests == []

@@ -16,6 +16,7 @@ from picomaml.cli.main import main as cli_main
 from picomaml.ner.crf import CRFTagger
 from tests.cli.diskfull import leftovers
 from tests.fixtures.holder import held_elsewhere
+from tests.fixtures.sigterm import sigterm_mid_call
 
 SMALL = ["max_train_sentences=16", "max_dev_sentences=16", "epochs=2", "batch_size=8"]
 
@@ -147,3 +148,26 @@ def test_sigterm_stops_finetune_cleanly_with_143(
     assert not (out / ".picomaml.lock").exists()
     monkeypatch.setattr(CRFTagger, "nll", real)
     assert _finetune(fixture_data_root, backbone, out) == 0
+
+
+def test_sigterm_to_a_real_finetune_process_exits_143_with_one_line(
+    backbone: Path, fixture_data_root: Path, tmp_path: Path
+) -> None:
+    """As ``kill PID`` meets it: a subprocess whose second CRF step is slowed, signalled
+    mid-step. The training log being written is a temporary then, and must not stay."""
+    out = tmp_path / "ft"
+    args = ["--data-dir", str(fixture_data_root), "finetune", "--backbone", str(backbone)]
+    args += ["--source", "sk_snk", "--out", str(out), "device=cpu", *SMALL]
+    mid_run: list[list[Path]] = []
+    code, err = sigterm_mid_call(
+        tmp_path,
+        "picomaml.ner.crf:CRFTagger.nll",
+        args,
+        after=1,
+        before_signal=lambda: mid_run.append(leftovers(out)),
+    )
+    assert mid_run[0], "no temporary file while training: the check below would prove nothing"
+    assert code == 143, err
+    assert "Traceback" not in err and err.splitlines()[-1] == "picomaml: terminated (SIGTERM)"
+    assert not (out / "run.json").exists() and not leftovers(out)
+    assert not (out / ".picomaml.lock").exists()

@@ -18,6 +18,7 @@ from picomaml.pretrain.rundir import check_same_run
 from picomaml.pretrain.trainer import Trainer
 from tests.cli.diskfull import leftovers
 from tests.fixtures.holder import held_elsewhere
+from tests.fixtures.sigterm import sigterm_mid_call
 from tests.pretrain.tiny import small_corpus, tiny_config
 
 
@@ -87,3 +88,27 @@ def test_a_run_from_before_a_key_existed_resumes_with_its_legacy_value(tmp_path:
         check_same_run(saved, new, tmp_path / "config.yaml")
     assert "meta.learner: 'query_only' in the run, 'protonet' now" in str(err.value)
     assert "meta.heldout_share: 0.0 in the run, 0.1 now" in str(err.value)
+
+
+def test_sigterm_to_a_real_pretrain_process_mid_checkpoint_then_resume(
+    argv: list[str], tmp_path: Path
+) -> None:
+    """As ``kill PID`` meets it: a subprocess signalled while it writes the step-2 checkpoint
+    (the weights writer slowed). The half-written ``step_2.tmp`` goes, step 1 stays latest,
+    and ``--resume`` goes on from there."""
+    run = tmp_path / "run"
+    mid_run: list[list[Path]] = []
+    code, err = sigterm_mid_call(
+        tmp_path,
+        "picomaml.pretrain.checkpoint:save_pico",
+        argv,
+        after=1,
+        before_signal=lambda: mid_run.append(leftovers(run)),
+    )
+    assert mid_run[0] == [run / "checkpoints" / "step_2.tmp"]
+    assert code == 143, err
+    assert "Traceback" not in err and err.splitlines()[-1] == "picomaml: terminated (SIGTERM)"
+    assert (run / "checkpoints" / "latest").read_text() == "step_1\n" and not leftovers(run)
+    assert not (run / ".picomaml.lock").exists()
+    assert main([*argv, "--resume"]) == 0
+    assert _steps(run) == [1, 2, 3] and not leftovers(run)
