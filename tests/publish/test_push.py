@@ -88,13 +88,14 @@ def test_backbone_card_names_the_pretraining_config_and_its_scale(tmp_path):
     folder = run / "checkpoints" / "step_2"
     save_pico(PicoDecoder(PicoConfig(d_model=24, n_layers=2, n_heads=4, n_kv_heads=2)), folder)
     (run / "checkpoints" / "latest").write_text("step_2\n")
-    config = {"training": {"max_steps": 100, "seed": 0}, "meta": {"enabled": True}}
+    config = {"training": {"max_steps": 100, "seed": 7}, "meta": {"enabled": True}}
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     staged, commit = push(run, "me/demo", dry_run=tmp_path / "stage")
     assert commit is None and staged.kind == "backbone"
     card = (staged.folder / "README.md").read_text()
     assert _front_matter(card)["tags"] == ["picomaml", "pico-decoder", "maml"]
     assert "set to 100 steps (the paper: 6,000)" in card and "step 2" in card
+    assert "**One seed.** One pretraining run (seed 7)" in card
     assert (staged.folder / "picomaml" / "config.yaml").is_file()
 
 
