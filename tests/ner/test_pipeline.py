@@ -17,6 +17,7 @@ import torch
 from picomaml.cli.main import main as cli_main
 from picomaml.config import load_config
 from picomaml.errors import PicomamlError
+from picomaml.layout import BACKBONE_DIR, PICO_CONFIG, PICO_HF_FILES
 from picomaml.ner.config import FinetuneConfig
 from picomaml.ner.evaluate import evaluate_run, load_run
 from picomaml.ner.finetune import dev_scores, finetune
@@ -170,6 +171,10 @@ def test_full_regime_saves_and_uses_its_backbone(
         k for k, v in saved.state_dict().items() if not torch.equal(v, original.state_dict()[k])
     ]
     assert changed, "the full regime must update backbone weights"
+    # the saved backbone is a transformers folder too (trust_remote_code=True)
+    config = json.loads((out / BACKBONE_DIR / PICO_CONFIG).read_text())
+    assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_picomaml.PicoDecoderHF"
+    assert all((out / BACKBONE_DIR / name).is_file() for name in PICO_HF_FILES)
     evaluate_run(out, datasets=["tl_trg"], data_root=data_root, n_resamples=20, log=None)
     assert json.loads((out / "results.json").read_text())["run"]["regime"] == "full"
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -191,3 +193,47 @@ def test_entry_point_declares_the_factory():
         and getattr(spacy_ner, attribute) is spacy_ner.make_picomaml_ner
     )
     assert "picomaml_ner" in spacy.blank("tl").factory_names
+
+
+#: Run in a fresh interpreter that never imports picomaml: spaCy must find the factory through
+#: the entry point alone (spaCy 3 loads every entry-point factory when a Language is built).
+_FRESH = """
+import json, sys
+import spacy
+before = [m for m in sys.modules if m.startswith("picomaml")]
+nlp = spacy.blank("tl")
+nlp.add_pipe("picomaml_ner", config={"model": sys.argv[1]})
+doc = nlp(sys.argv[2])
+ents = [[e.start_char, e.end_char, e.label_] for e in doc.ents]
+print(json.dumps({"before": before, "ents": ents, "pipe": nlp.pipe_names}))
+"""
+
+
+def test_entry_point_finds_the_factory_without_importing_picomaml(tiny_ner_run, fixture_data_root):
+    """Needs the package's metadata installed (``pip install -e .``), as after a user's install."""
+    from importlib.metadata import entry_points
+
+    if "picomaml_ner" not in {e.name for e in entry_points(group="spacy_factories")}:
+        pytest.skip("picomaml's entry points are not installed here (pip install -e .)")
+    text = " ".join(_target_lines(fixture_data_root)[:4])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in [str(ROOT / "src"), os.environ.get("PYTHONPATH")] if p
+        ),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH, str(tiny_ner_run), text],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    fresh = json.loads(done.stdout.splitlines()[-1])
+    assert fresh["before"] == []  # nothing of picomaml was imported before spaCy looked it up
+    assert fresh["pipe"] == ["picomaml_ner"]
+    want = spacy_offsets([_nlp(tiny_ner_run)(text)])[0]
+    assert want  # the comparison means something only with entities
+    assert {tuple(e) for e in fresh["ents"]} == want

@@ -83,18 +83,37 @@ def test_dry_run_writes_a_loadable_folder_and_a_card_with_the_scores(ner_run, tm
     )
 
 
+def test_base_model_is_the_hub_repo_the_run_fine_tuned(ner_run, tmp_path):
+    local = push(ner_run, "me/local", dry_run=tmp_path / "local")[0]
+    assert "base_model" not in _front_matter((local.folder / "README.md").read_text())
+    run = json.loads((ner_run / "run.json").read_text())
+    commit = "0" * 40
+    run["backbone_hub"] = {  # as finetune records it (HubCheckpoint.provenance)
+        "reference": "hf:o/n",
+        "repo": "o/n",
+        "revision": None,
+        "subfolder": None,
+        "commit": commit,
+        "pinned": f"hf:o/n@{commit}",
+    }
+    write_json(ner_run / "run.json", run)
+    staged = push(ner_run, "me/from-hub", dry_run=tmp_path / "hub")[0]
+    assert _front_matter((staged.folder / "README.md").read_text())["base_model"] == "o/n"
+
+
 def test_backbone_card_names_the_pretraining_config_and_its_scale(tmp_path):
     run = tmp_path / "pre"
     folder = run / "checkpoints" / "step_2"
     save_pico(PicoDecoder(PicoConfig(d_model=24, n_layers=2, n_heads=4, n_kv_heads=2)), folder)
     (run / "checkpoints" / "latest").write_text("step_2\n")
-    config = {"training": {"max_steps": 100, "seed": 0}, "meta": {"enabled": True}}
+    config = {"training": {"max_steps": 100, "seed": 7}, "meta": {"enabled": True}}
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     staged, commit = push(run, "me/demo", dry_run=tmp_path / "stage")
     assert commit is None and staged.kind == "backbone"
     card = (staged.folder / "README.md").read_text()
     assert _front_matter(card)["tags"] == ["picomaml", "pico-decoder", "maml"]
     assert "set to 100 steps (the paper: 6,000)" in card and "step 2" in card
+    assert "**One seed.** One pretraining run (seed 7)" in card
     assert (staged.folder / "picomaml" / "config.yaml").is_file()
 
 

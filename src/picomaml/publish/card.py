@@ -148,6 +148,12 @@ def caveats(inputs: CardInputs) -> list[str]:
             "fine-tuning (zero-shot transfer)."
         )
     else:
+        if inputs.pretrain_config is not None:
+            seed = (inputs.pretrain_config.get("training") or {}).get("seed")
+            out.append(
+                f"**One seed.** One pretraining run (seed {seed}); nothing here measures how "
+                "much another seed would change the weights or what is built on them."
+            )
         out.append(
             "A base language model: it has no instruction tuning and no safety filtering, and "
             "was trained on English text only."
